@@ -1,0 +1,339 @@
+"""The Bitrix24 REST client: one session per portal, paced, retried, batched.
+
+Every call goes through one ``requests.Session`` (connection reuse), waits for a slot in the
+shared :class:`LeakyBucket` before it is sent, and retries what a retry can fix (503, 5xx,
+HTML error pages, network trouble) with exponential backoff and jitter. ``batch`` packs up to
+50 commands into one HTTP request under non-numeric keys, so each error maps back to its
+command. Listing uses the fast form (order by ID, ``>ID``, ``start=-1``), chaining many list
+pages in one ``batch`` through ``$result`` references.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+
+from ..errors import BitrixError
+from ..logs import secrets
+from . import phpform
+from .throttle import Cancelled, LeakyBucket, OperatingBudget, seconds_until_reset, wait_or_cancel
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 50
+PAGE_SIZE = 50
+DEAL_SELECT = ("*", "UF_*")
+
+
+class Auth(Protocol):
+    """Where a method is called and with which credentials."""
+
+    def url_for(self, method: str) -> str: ...
+    def auth_params(self) -> dict[str, str]: ...
+    def recover(self, error: BitrixError) -> bool:
+        """Fix the credentials after ``error`` if possible; True means "call again"."""
+        ...
+
+
+class WebhookAuth:
+    """Inbound webhook: the secret is part of the URL; nothing to refresh."""
+
+    def __init__(self, webhook_url: str) -> None:
+        self.base = webhook_url.rstrip("/") + "/"
+        secrets.add(webhook_url, self.base.rstrip("/").rsplit("/", 1)[-1])
+
+    def url_for(self, method: str) -> str:
+        return f"{self.base}{method}.json"
+
+    def auth_params(self) -> dict[str, str]:
+        return {}
+
+    def recover(self, error: BitrixError) -> bool:
+        return False
+
+
+@dataclass
+class Reply:
+    """A successful answer: the result and the paging and timing around it."""
+
+    result: Any
+    total: int | None = None
+    next: int | None = None
+    time: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchReply:
+    results: dict[str, Any]
+    errors: dict[str, BitrixError]
+    totals: dict[str, int]
+    nexts: dict[str, int]
+    time: dict
+
+
+@dataclass
+class ClientStats:
+    http_requests: int = 0
+    refusals: int = 0
+    retries: int = 0
+
+
+def _section(value: Any) -> dict:
+    """PHP sends an empty section as ``[]``; treat it (and junk) as an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+class BitrixClient:
+    """REST calls for one portal. Thread-safe; calls are serialised, as Bitrix24 advises."""
+
+    def __init__(
+        self,
+        auth: Auth,
+        bucket: LeakyBucket,
+        *,
+        timeout: tuple[float, float] = (5.0, 65.0),
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        operating_limit: float = 480.0,
+        default_block_seconds: float = 60.0,
+        cancel: threading.Event | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.auth = auth
+        self.bucket = bucket
+        self.budget = OperatingBudget(operating_limit)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.default_block_seconds = default_block_seconds
+        self.cancel = cancel or threading.Event()
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "DealMonitor/0.1"
+        self.stats = ClientStats()
+        self.last_time: dict = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- single calls -------------------------------------------------------------------
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Reply:
+        """Call one method, retrying transient failures; raise BitrixError otherwise."""
+        last: BitrixError | None = None
+        recovered = False
+        for attempt in range(self.max_retries + 1):
+            wait_or_cancel(self.budget.wait_time(method), self.cancel)
+            self.bucket.acquire(self.cancel)
+            try:
+                return self._send(method, params or {})
+            except BitrixError as error:
+                last = error
+                if error.code == "QUERY_LIMIT_EXCEEDED":
+                    self.stats.refusals += 1
+                    self.bucket.refused()
+                elif error.code == "OPERATION_TIME_LIMIT":
+                    self.stats.refusals += 1
+                    self.budget.pause(
+                        method, error_reset_seconds(error), self.default_block_seconds
+                    )
+                if error.is_auth and not recovered and self.auth.recover(error):
+                    recovered = True
+                    continue
+                if not error.transient or attempt == self.max_retries:
+                    raise
+            self.stats.retries += 1
+            delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
+            wait_or_cancel(delay * random.uniform(0.5, 1.5), self.cancel)
+        assert last is not None
+        raise last
+
+    def _send(self, method: str, params: Mapping[str, Any]) -> Reply:
+        payload = dict(params)
+        payload.update(self.auth.auth_params())
+        url = self.auth.url_for(method)
+        with self._lock:
+            self.stats.http_requests += 1
+            try:
+                response = self.session.post(url, json=payload, timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise BitrixError(
+                    "NETWORK_ERROR", secrets.redact(f"{type(exc).__name__}: {exc}")[:300]
+                ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise BitrixError(
+                "ERROR_UNEXPECTED_ANSWER",
+                f"HTTP {response.status_code}, not JSON ({response.headers.get('Content-Type', '?')})",
+                response.status_code if response.status_code >= 400 else 502,
+            ) from None
+        if not isinstance(body, dict):
+            raise BitrixError("ERROR_UNEXPECTED_ANSWER", "JSON is not an object", 502)
+        if "error" in body and "result" not in body:
+            error = BitrixError(
+                str(body.get("error") or ""),
+                str(body.get("error_description") or ""),
+                response.status_code,
+            )
+            error.time_block = body.get("time")  # type: ignore[attr-defined]
+            error.auth_used = payload.get("auth")  # type: ignore[attr-defined]
+            raise error
+        if response.status_code >= 400:
+            raise BitrixError("HTTP_ERROR", f"HTTP {response.status_code}", response.status_code)
+        time_block = body.get("time") if isinstance(body.get("time"), dict) else {}
+        self.last_time = time_block
+        self.budget.observe(method, time_block)
+        return Reply(
+            result=body.get("result"),
+            total=_int_or_none(body.get("total")),
+            next=_int_or_none(body.get("next")),
+            time=time_block,
+        )
+
+    # -- batch ---------------------------------------------------------------------------
+    def batch(
+        self, commands: Mapping[str, tuple[str, Mapping[str, Any]]], halt: bool = False
+    ) -> BatchReply:
+        """Run up to 50 commands in one request; keys must not be numeric."""
+        if len(commands) > BATCH_LIMIT:
+            raise ValueError(f"a batch holds at most {BATCH_LIMIT} commands")
+        cmd = {}
+        for key, (method, params) in commands.items():
+            if key.isdigit():
+                raise ValueError("batch keys must not be numeric (errors would lose their key)")
+            query = phpform.encode(params)
+            cmd[key] = f"{method}?{query}" if query else method
+        reply = self.call("batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        inner = reply.result if isinstance(reply.result, dict) else {}
+        errors = {
+            key: BitrixError(
+                str(err.get("error") or ""), str(err.get("error_description") or ""), 400
+            )
+            for key, err in _section(inner.get("result_error")).items()
+            if isinstance(err, dict)
+        }
+        for key, timing in _section(inner.get("result_time")).items():
+            if key in commands:
+                self.budget.observe(commands[key][0], timing)
+        return BatchReply(
+            results=_section(inner.get("result")),
+            errors=errors,
+            totals={k: int(v) for k, v in _section(inner.get("result_total")).items()},
+            nexts={k: int(v) for k, v in _section(inner.get("result_next")).items()},
+            time=reply.time,
+        )
+
+    # -- deals ---------------------------------------------------------------------------
+    def get_deals(self, ids: Sequence[int]) -> tuple[dict[int, dict], dict[int, BitrixError]]:
+        """Read deals by ID: one ``crm.deal.get``, or batches of 50 for several.
+
+        Returns the deals found and, per ID, the error the portal gave for it ("Not found"
+        for deleted deals). A failure of the whole request raises.
+        """
+        found: dict[int, dict] = {}
+        failed: dict[int, BitrixError] = {}
+        if len(ids) == 1:
+            try:
+                reply = self.call("crm.deal.get", {"id": ids[0]})
+            except BitrixError as error:
+                if error.transient or error.is_auth:
+                    raise
+                failed[ids[0]] = error
+            else:
+                if isinstance(reply.result, dict):
+                    found[ids[0]] = reply.result
+            return found, failed
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            reply = self.batch({f"d{i}": ("crm.deal.get", {"id": i}) for i in chunk})
+            for deal_id in chunk:
+                key = f"d{deal_id}"
+                if isinstance(reply.results.get(key), dict):
+                    found[deal_id] = reply.results[key]
+                elif key in reply.errors:
+                    failed[deal_id] = reply.errors[key]
+                else:
+                    failed[deal_id] = BitrixError("ERROR_UNEXPECTED_ANSWER", "no result", 502)
+        return found, failed
+
+    def iter_deal_pages(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        select: Sequence[str] = DEAL_SELECT,
+        after_id: int = 0,
+        pages_per_batch: int = BATCH_LIMIT,
+    ) -> Iterator[list[dict]]:
+        """Yield every matching deal in ID order, a list per request.
+
+        The first request reads one plain page; if it is full, later requests chain
+        ``pages_per_batch`` fast pages in one ``batch`` through ``$result[pN][49][ID]``.
+        ``after_id`` resumes an interrupted listing.
+        """
+        base_filter = dict(filter or {})
+        params = {
+            "order": {"ID": "ASC"},
+            "filter": {**base_filter, ">ID": after_id},
+            "select": list(select),
+            "start": -1,
+        }
+        reply = self.call("crm.deal.list", params)
+        page = reply.result if isinstance(reply.result, list) else []
+        if page:
+            yield page
+        exhausted = len(page) < PAGE_SIZE
+        last_id = int(page[-1]["ID"]) if page else after_id
+        while not exhausted:
+            commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            for n in range(pages_per_batch):
+                ref = last_id if n == 0 else f"$result[p{n - 1}][{PAGE_SIZE - 1}][ID]"
+                commands[f"p{n}"] = (
+                    "crm.deal.list",
+                    {**params, "filter": {**base_filter, ">ID": ref}},
+                )
+            batch = self.batch(commands)
+            rows: list[dict] = []
+            for n in range(pages_per_batch):
+                page = batch.results.get(f"p{n}")
+                if not isinstance(page, list):
+                    if n == 0:
+                        raise batch.errors.get("p0") or BitrixError(
+                            "ERROR_UNEXPECTED_ANSWER", "list page missing", 502
+                        )
+                    break  # a later page failed: go on from the last row we have
+                rows.extend(page)
+                if len(page) < PAGE_SIZE:
+                    exhausted = True
+                    break
+            if rows:
+                last_id = int(rows[-1]["ID"])
+                yield rows
+
+
+def error_reset_seconds(error: BitrixError) -> float | None:
+    return seconds_until_reset(getattr(error, "time_block", None))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = [
+    "Auth",
+    "BatchReply",
+    "BitrixClient",
+    "Cancelled",
+    "LeakyBucket",
+    "Reply",
+    "WebhookAuth",
+]

@@ -1,0 +1,81 @@
+"""Turning a deal as the REST API returns it (strings everywhere) into typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+from ..model import Deal
+
+
+class DealFormatError(ValueError):
+    """The portal returned a deal we cannot read (missing ID or DATE_MODIFY)."""
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """``2024-08-30T14:29:00+02:00`` -> aware datetime; empty -> None."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed
+
+
+def portal_date(value: Any) -> date | None:
+    """The calendar day the portal shows for a date field.
+
+    ``CLOSEDATE`` arrives as a midnight datetime in the portal's offset
+    (``2024-09-09T00:00:00+03:00``); converting to UTC first would give the 8th. The day is the
+    date part as written.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def money(value: Any) -> Decimal:
+    """``"1000000.00"`` -> Decimal exactly; junk or empty -> 0."""
+    if value is None or value == "":
+        return Decimal("0")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return Decimal("0")
+    return result if result.is_finite() else Decimal("0")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def parse_deal(raw: Mapping[str, Any]) -> Deal:
+    """Normalise a ``crm.deal.get``/``crm.deal.list`` row."""
+    deal_id = _int(raw.get("ID"), -1)
+    if deal_id <= 0:
+        raise DealFormatError("deal without a valid ID")
+    modified = parse_datetime(raw.get("DATE_MODIFY"))
+    if modified is None:
+        raise DealFormatError(f"deal {deal_id} has no DATE_MODIFY")
+    return Deal(
+        id=deal_id,
+        title=str(raw.get("TITLE") or ""),
+        stage_id=str(raw.get("STAGE_ID") or ""),
+        category_id=_int(raw.get("CATEGORY_ID")),
+        amount=money(raw.get("OPPORTUNITY")),
+        currency_id=str(raw.get("CURRENCY_ID") or ""),
+        close_date=portal_date(raw.get("CLOSEDATE")),
+        comments=str(raw.get("COMMENTS") or ""),
+        date_modify=modified,
+        fields=MappingProxyType(dict(raw)),
+    )

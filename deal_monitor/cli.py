@@ -1,0 +1,196 @@
+"""Command line: the headless service, admin commands, and the door to the desktop app.
+
+``python main.py`` opens the window; ``--headless`` runs the core alone until SIGINT/SIGTERM;
+subcommands (``status``, ``resync``) talk to the same state DB, so they work next to a
+running instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import config, logs, paths
+from .config import ConfigError, Settings
+from .errors import DealMonitorError
+
+log = logging.getLogger("deal_monitor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deal-monitor",
+        description="Keeps a production database in step with Bitrix24 deals.",
+    )
+    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    parser.add_argument("--headless", action="store_true", help="run the sync core without a window")
+    parser.add_argument("--demo", action="store_true", help="start with the built-in portal simulator")
+    parser.add_argument("--lang", choices=["ru", "en"], help="interface language")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.add_parser("status", help="print the state of the inbox and the last sync as JSON")
+    resync = sub.add_parser("resync", help="read deals again from the portal")
+    resync.add_argument("ids", nargs="*", type=int, help="deal IDs")
+    resync.add_argument("--all", action="store_true", help="every deal (resumable)")
+    return parser
+
+
+def load_settings(path: Path | None) -> Settings:
+    if path is None:
+        default = paths.default_config_file()
+        path = default if default.exists() else None
+    return config.load(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.headless and not args.command:
+        from .gui.app import run_gui  # the only place the core reaches for Qt
+
+        return run_gui(args)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    level = logging.DEBUG if args.verbose else logging.INFO
+    try:
+        data_dir = paths.data_dir(settings.storage.data_dir)
+        logs.setup(data_dir / "logs", level=level)
+        if args.command == "status":
+            return _status(settings)
+        if args.command == "resync":
+            return _resync(settings, args)
+        return run_headless(settings)
+    except DealMonitorError as exc:
+        print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
+        return 1
+
+
+def _secret_store():
+    from .credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
+
+    try:
+        return KeyringStore()
+    except SecretStoreUnavailable:
+        return MemoryStore()
+
+
+def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
+    from .service import Monitor
+
+    stop = stop or threading.Event()
+
+    def _on_signal(signum, _frame) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+    monitor = Monitor(settings, secrets=_secret_store())
+    monitor.start()
+    status = monitor.status()
+    if status.listening:
+        log.info("ready: events to %s", status.listen_url)
+    elif status.listen_error:
+        log.error("listener not running: %s", status.listen_error)
+        monitor.stop()
+        return 3
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        monitor.stop()
+        log.info("stopped")
+    return 0
+
+
+def _open_state(settings: Settings):
+    from .service import locations
+    from .store.engine import make_engine
+    from .store.state import StateStore
+
+    state = StateStore(make_engine(locations(settings).state_url))
+    state.create()
+    return state
+
+
+def _status(settings: Settings) -> int:
+    state = _open_state(settings)
+    counts = state.count_by_status()
+    last = state.last_event_at()
+    print(
+        json.dumps(
+            {
+                "inbox_depth": counts.get("queued", 0),
+                "by_status": counts,
+                "deals": len(state.deals()),
+                "last_event_at": last.isoformat() if last else None,
+            },
+            indent=2,
+        )
+    )
+    state.engine.dispose()
+    return 0
+
+
+def _resync(settings: Settings, args: argparse.Namespace) -> int:
+    from .model import Source
+    from .store.state import NewEvent
+
+    if not args.all and not args.ids:
+        print("error: name deal IDs or --all", file=sys.stderr)
+        return 2
+    if args.all:
+        return _resync_all(settings)
+    state = _open_state(settings)
+    stored = state.add_events(
+        [NewEvent(event="RESYNC", deal_id=i, source=Source.MANUAL) for i in args.ids]
+    )
+    print(f"queued {len(stored)} deal(s); a running instance syncs them within seconds")
+    state.engine.dispose()
+    return 0
+
+
+def _resync_all(settings: Settings) -> int:
+    """List every deal into the inbox with progress; Ctrl+C stops, a rerun resumes."""
+    from .model import NullSink, Progress
+    from .service import Monitor
+
+    done = threading.Event()
+
+    class TerminalProgress(NullSink):
+        def progress_changed(self, progress: Progress) -> None:
+            total = f"/{progress.total}" if progress.total else ""
+            eta = f", ETA {progress.eta_seconds:.0f} s" if progress.eta_seconds else ""
+            print(f"\rresync: {progress.done}{total} deals listed{eta}   ", end="", flush=True)
+            if progress.finished:
+                print()
+                done.set()
+
+    monitor = Monitor(settings, sink=TerminalProgress(), secrets=_secret_store(), listen=False)
+    monitor.start()
+    monitor.resync_all()
+    try:
+        while not done.wait(0.5):
+            pass
+        while monitor.status().inbox_depth:
+            print(f"\rsyncing: {monitor.status().inbox_depth} left   ", end="", flush=True)
+            if done.wait(1.0) and not monitor.status().inbox_depth:
+                break
+        print("\rresync finished            ")
+    except KeyboardInterrupt:
+        monitor.cancel_job()
+        print("\ninterrupted; run the same command again to resume")
+    finally:
+        monitor.stop()
+    return 0

@@ -1,0 +1,576 @@
+"""Monitor: builds the core from Settings, starts and stops it, and is what the GUI and CLI call.
+
+Start order: state DB, target DB, REST client, worker, listener, scheduler; stop in reverse
+(the listener first, so nothing new arrives while the rest winds down). Queued work that is not
+finished at stop stays in the inbox for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
+from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
+from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
+from .config import Settings
+from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable
+from .errors import BitrixError, DealMonitorError, ListenerError, TargetError  # noqa: F401
+from .listener.app import ListenerApp, Verification
+from .listener.server import ListenerServer
+from .logs import secrets as secret_registry
+from .model import (
+    DealState,
+    DealView,
+    EventRecord,
+    EventSink,
+    EventStatus,
+    FanoutSink,
+    HistoryEntry,
+    LogSink,
+    Progress,
+    Source,
+    StatusSnapshot,
+)
+from .store.engine import make_engine
+from .store.state import NewEvent, StateStore
+from .store.target import TargetWriter
+from .sync.reconciler import Reconciler
+from .sync.scheduler import Scheduler
+from .sync.worker import SyncWorker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+SECRET_WEBHOOK = "webhook_url"
+SECRET_APP_TOKEN = "application_token"
+
+
+@dataclass(frozen=True)
+class Locations:
+    data_dir: Path
+    state_url: str
+    target_url: str
+
+
+def locations(settings: Settings) -> Locations:
+    data = paths.data_dir(settings.storage.data_dir)
+    return Locations(
+        data_dir=data,
+        state_url=settings.storage.state_url or paths.sqlite_url(data / "state.db"),
+        target_url=settings.target.url or paths.sqlite_url(data / "target.db"),
+    )
+
+
+class Monitor:
+    """The whole sync core for one portal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: EventSink | None = None,
+        secrets: SecretStore | None = None,
+        listen: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.sink = FanoutSink(LogSink())
+        if sink is not None:
+            self.sink.add(sink)
+        self.secrets = secrets or MemoryStore()
+        self.listen = listen and settings.listener.enabled
+        self.where = locations(settings)
+        self.state: StateStore | None = None
+        self.target: TargetWriter | None = None
+        self.client: BitrixClient | None = None
+        self.worker: SyncWorker | None = None
+        self.listener: ListenerServer | None = None
+        self.scheduler: Scheduler | None = None
+        self.reconciler: Reconciler | None = None
+        self._stage_filter = StageFilter(settings.sync.skip_stages)
+        self._last_error = ""
+        self._last_sync_at: datetime | None = None
+        self._listen_error = ""
+        self._job: threading.Thread | None = None
+        self._job_cancel = threading.Event()
+        self._pipelines: list[Pipeline] | None = None
+        self._status_lock = threading.Lock()
+        self._last_status_at = 0.0
+        self.started = False
+
+    # -- secrets -------------------------------------------------------------------------
+    def _secret(self, name: str, from_settings: str) -> str:
+        if from_settings:
+            secret_registry.add(from_settings)
+            return from_settings
+        try:
+            value = self.secrets.get(name) or ""
+        except SecretStoreUnavailable as exc:
+            log.warning("secret store unavailable: %s", exc)
+            value = ""
+        secret_registry.add(value)
+        return value
+
+    @property
+    def webhook_url(self) -> str:
+        return self._secret(SECRET_WEBHOOK, self.settings.portal.webhook_url)
+
+    @property
+    def application_token(self) -> str:
+        return self._secret(SECRET_APP_TOKEN, self.settings.portal.application_token)
+
+    def _verification(self) -> Verification:
+        portal = self.settings.portal
+        domain = ""
+        url = self.webhook_url or portal.portal_url
+        if url:
+            from urllib.parse import urlsplit
+
+            domain = urlsplit(url).netloc
+        return Verification(self.application_token, portal.member_id, domain)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start everything; a listener that cannot bind is reported, not fatal."""
+        self._open_state()
+        target_engine = make_engine(self.where.target_url, synchronous="NORMAL")
+        self.target = TargetWriter(target_engine, self.settings.target.table)
+        try:
+            self.target.prepare()
+        except TargetError as exc:
+            if not exc.transient:
+                raise
+            self._last_error = str(exc)
+            log.warning("target not ready yet (%s); events wait in the inbox", exc)
+        self.client = self._make_client()
+        self.worker = SyncWorker(
+            self.state,
+            self.target,
+            self.client,
+            lambda: self._stage_filter,
+            self.sink,
+            WorkerOptions(
+                debounce=self.settings.sync.debounce_seconds,
+                max_delay=self.settings.sync.max_delay_seconds,
+                max_attempts=self.settings.sync.max_attempts,
+            ),
+            on_pass=self._on_pass,
+        )
+        self.reconciler = Reconciler(
+            self.client,
+            self.state,
+            self.sink,
+            overlap_minutes=self.settings.sync.reconcile_overlap_minutes,
+            on_queued=self.worker.wake,
+        )
+        if not self.webhook_url:
+            self.worker.pause()
+        self.worker.start()
+        if self.listen:
+            self._start_listener()
+        self.scheduler = Scheduler(self)
+        self.scheduler.start()
+        self.started = True
+        self.publish_status(force=True)
+
+    def _open_state(self) -> None:
+        engine = make_engine(self.where.state_url, synchronous="FULL")
+        state = StateStore(engine)
+        state.create()
+        if not state.integrity_ok():
+            engine.dispose()
+            self._move_aside_state()
+            engine = make_engine(self.where.state_url, synchronous="FULL")
+            state = StateStore(engine)
+            state.create()
+        state.prune()
+        self.state = state
+
+    def _move_aside_state(self) -> None:
+        url = self.where.state_url
+        if not url.startswith("sqlite:///"):
+            raise DealMonitorError("state database failed its integrity check")
+        path = Path(url[len("sqlite:///"):])
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                shutil.move(src, src.with_name(f"{src.name}.corrupt-{stamp}"))
+        self._last_error = "state database was corrupt; moved aside, full reconciliation follows"
+        log.error(self._last_error)
+
+    def _make_client(self) -> BitrixClient:
+        burst, rate = self.settings.portal.bucket
+        url = self.webhook_url or "http://unconfigured.invalid/rest/0/none/"
+        return BitrixClient(WebhookAuth(url), LeakyBucket(burst, rate))
+
+    def _start_listener(self) -> None:
+        ls = self.settings.listener
+        app = ListenerApp(ls.path, self._verification, self, ls.allow_networks)
+        server = ListenerServer(app, ls.host, ls.port, trusted_proxy=ls.trusted_proxy)
+        try:
+            server.start()
+        except ListenerError as exc:
+            self._listen_error = str(exc)
+            log.error("%s", exc)
+            return
+        self.listener = server
+        self._listen_error = ""
+
+    def stop(self) -> None:
+        """Stop accepting, finish the pass in progress, keep the rest queued."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self._job_cancel.set()
+        if self._job is not None:
+            self._job.join(10)
+        if self.worker is not None:
+            self.worker.stop()
+        if self.client is not None:
+            self.client.close()
+        for store in (self.state, self.target):
+            if store is not None:
+                store.engine.dispose()
+        self.started = False
+
+    def restart_listener(self) -> None:
+        """Apply new listener settings (host, port, path) without restarting the rest."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+        if self.listen:
+            self._start_listener()
+        self.publish_status(force=True)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Take new settings; restarts only the parts they touch."""
+        old = self.settings
+        self.settings = settings
+        self._stage_filter = StageFilter(settings.sync.skip_stages)
+        if old.portal != settings.portal and self.client is not None:
+            self.client.auth = WebhookAuth(self.webhook_url or "http://unconfigured.invalid/rest/0/none/")
+            self.client.bucket = LeakyBucket(*settings.portal.bucket)
+            self._pipelines = None
+            if self.worker is not None and self.webhook_url:
+                self.worker.resume()
+        if old.listener != settings.listener:
+            self.restart_listener()
+
+    # -- intake (called on listener threads) ---------------------------------------------------
+    def accept(self, event: IncomingEvent, remote_addr: str) -> None:
+        if event.event in DEAL_EVENTS:
+            status = EventStatus.QUEUED
+        else:
+            status = EventStatus.IGNORED
+            if event.event not in APP_EVENTS:
+                log.info("ignored event %s from %s", event.event, remote_addr)
+        assert self.state is not None
+        records = self.state.add_events(
+            [
+                NewEvent(
+                    event=event.event,
+                    deal_id=event.deal_id,
+                    source=Source.PUSH,
+                    handler_id=event.handler_id,
+                    ts=event.ts,
+                    dedup_key=event.dedup_key,
+                    remote_addr=remote_addr,
+                    status=status,
+                )
+            ]
+        )
+        for record in records:
+            self.sink.event_received(record)
+        if records and status == EventStatus.QUEUED and self.worker is not None:
+            self.worker.wake()
+        self.publish_status()
+
+    def reject(self, remote_addr: str, status: int, reason: str) -> None:
+        if self.state is None:
+            return
+        try:
+            record = self.state.add_rejection(remote_addr, status, reason)
+        except Exception:  # recording an attack must not become the attack
+            log.exception("could not record a rejected request")
+            return
+        self.sink.event_received(record)
+
+    def health(self) -> dict[str, Any]:
+        status = self.status()
+        healthy = status.listening and not status.last_error and status.auth_state == "ok"
+        return {
+            "status": "ok" if healthy else "degraded",
+            "listening": status.listening,
+            "paused": status.paused,
+            "inbox_depth": status.inbox_depth,
+            "failed": status.failed_count,
+            "last_event_at": status.last_event_at.isoformat() if status.last_event_at else None,
+            "last_sync_at": status.last_sync_at.isoformat() if status.last_sync_at else None,
+            "last_error": status.last_error,
+            "auth_state": status.auth_state,
+            "events_silent": status.events_silent,
+            "silence_hint": status.silence_hint,
+        }
+
+    # -- status ------------------------------------------------------------------------------
+    def _on_pass(self, error: str) -> None:
+        self._last_error = error
+        if not error:
+            self._last_sync_at = datetime.now(UTC)
+        self.publish_status()
+
+    def status(self) -> StatusSnapshot:
+        state = self.state
+        listener = self.listener
+        listening = listener is not None and listener.running
+        url = ""
+        if listening:
+            ls = self.settings.listener
+            url = ls.public_url or f"http://{ls.host}:{listener.port}{ls.path}"
+        auth_state = "ok" if self.webhook_url else "no_credentials"
+        if self._last_error and any(
+            code in self._last_error for code in BitrixError.AUTH_CODES
+        ):
+            auth_state = "reauthorize"
+        silent = self.scheduler.events_silent if self.scheduler else False
+        return StatusSnapshot(
+            listening=listening,
+            listen_url=url,
+            listen_error=self._listen_error,
+            paused=self.worker.paused if self.worker else False,
+            inbox_depth=state.inbox_depth() if state else 0,
+            failed_count=state.failed_count() if state else 0,
+            last_event_at=state.last_event_at() if state else None,
+            last_sync_at=self._last_sync_at,
+            last_error=self._last_error,
+            rate_budget=self.client.bucket.available() if self.client else 0.0,
+            rate_burst=self.client.bucket.burst if self.client else 0,
+            auth_state=auth_state,
+            events_silent=silent,
+            silence_hint=self.scheduler.silence_hint if self.scheduler else "",
+        )
+
+    def publish_status(self, force: bool = False) -> None:
+        """Send a status snapshot to the sink, at most a few times a second."""
+        now = time.monotonic()
+        with self._status_lock:
+            if not force and now - self._last_status_at < 0.25:
+                return
+            self._last_status_at = now
+        try:
+            self.sink.status_changed(self.status())
+        except Exception:
+            log.exception("status update failed")
+
+    # -- actions for the GUI and CLI -------------------------------------------------------------
+    def resync(self, deal_ids: Sequence[int]) -> list[EventRecord]:
+        """Read these deals again now (the "Resync deal" button)."""
+        assert self.state is not None
+        records = self.state.add_events(
+            [NewEvent(event="RESYNC", deal_id=int(i), source=Source.MANUAL) for i in deal_ids]
+        )
+        for record in records:
+            self.sink.event_received(record)
+        if self.worker is not None:
+            self.worker.wake()
+        return records
+
+    def retry_failed(self) -> int:
+        assert self.state is not None
+        count = self.state.requeue_failed()
+        if self.worker is not None:
+            self.worker.wake()
+        self.publish_status(force=True)
+        return count
+
+    def reconcile_now(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.trigger()
+
+    def resync_all(self) -> bool:
+        """Start a full resync in the background; False if one is already running."""
+        if self._job is not None and self._job.is_alive():
+            return False
+        self._job_cancel.clear()
+        self._job = threading.Thread(target=self._resync_all, name="resync-all", daemon=True)
+        self._job.start()
+        return True
+
+    def cancel_job(self) -> None:
+        self._job_cancel.set()
+
+    def _resync_all(self) -> None:
+        assert self.reconciler is not None and self.client is not None
+        started = time.monotonic()
+        total = None
+        try:
+            total = self.client.call("crm.deal.list", {"select": ["ID"], "start": 0}).total
+        except BitrixError as exc:
+            log.warning("could not count deals: %s", exc)
+
+        class _ProgressSink(FanoutSink):
+            def progress_changed(inner, progress: Progress) -> None:  # noqa: N805
+                elapsed = time.monotonic() - started
+                eta = None
+                if total and progress.done:
+                    eta = elapsed / progress.done * max(0, total - progress.done)
+                self.sink.progress_changed(
+                    Progress("resync", progress.done, total, eta_seconds=eta)
+                )
+
+        proxy = _ProgressSink(self.sink)
+        reconciler = Reconciler(
+            self.client, self.state, proxy, on_queued=self.worker.wake if self.worker else None
+        )
+        try:
+            result = reconciler.run(
+                full=True, cancel=self._job_cancel, job="resync", cursor_key="resync.cursor"
+            )
+        except (BitrixError, TargetError) as exc:
+            self.sink.progress_changed(Progress("resync", 0, total, finished=True, error=str(exc)))
+            return
+        cancelled = self._job_cancel.is_set()
+        self.sink.progress_changed(
+            Progress("resync", result.listed, total, finished=True, cancelled=cancelled)
+        )
+
+    def pause(self) -> None:
+        if self.worker is not None:
+            self.worker.pause()
+        self.publish_status(force=True)
+
+    def resume(self) -> None:
+        if self.worker is not None and self.webhook_url:
+            self.worker.resume()
+        self.publish_status(force=True)
+
+    def set_skip_stages(self, stages: Sequence[str]) -> list[int]:
+        """Change the stage filter at once; returns skipped deals it now lets through."""
+        self.settings = self.settings.replace("sync", skip_stages=tuple(stages))
+        self._stage_filter = StageFilter(self.settings.sync.skip_stages)
+        return [
+            d.id
+            for d in self.deals()
+            if d.state == DealState.SKIPPED and not self._stage_filter.skips(d.stage_id)
+        ]
+
+    @property
+    def stage_filter(self) -> StageFilter:
+        return self._stage_filter
+
+    def pipelines(self, refresh: bool = False) -> list[Pipeline]:
+        """The portal's pipelines and their stages by name (cached)."""
+        if self._pipelines is not None and not refresh:
+            return self._pipelines
+        assert self.client is not None
+        reply = self.client.call("crm.category.list", {"entityTypeId": 2})
+        categories = (reply.result or {}).get("categories", []) if isinstance(reply.result, dict) else []
+        if not any(int(c.get("id", -1)) == 0 for c in categories):
+            categories = [{"id": 0, "name": "General", "sort": 0}, *categories]
+        categories.sort(key=lambda c: (int(c.get("sort") or 0), int(c.get("id") or 0)))
+        commands = {
+            f"s{int(c['id'])}": (
+                "crm.status.list",
+                {"filter": {"ENTITY_ID": entity_id(int(c["id"]))}, "order": {"SORT": "ASC"}},
+            )
+            for c in categories[:50]
+        }
+        batch = self.client.batch(commands)
+        pipelines = []
+        for c in categories[:50]:
+            rows = batch.results.get(f"s{int(c['id'])}") or []
+            stages = tuple(sorted((parse_stage(r) for r in rows), key=lambda s: s.sort))
+            pipelines.append(Pipeline(int(c["id"]), str(c.get("name") or c["id"]), stages))
+        self._pipelines = pipelines
+        return pipelines
+
+    # -- reads for the GUI ------------------------------------------------------------------------
+    def deals(self) -> list[DealView]:
+        assert self.state is not None
+        return self.state.deals()
+
+    def events(self, limit: int = 2000) -> list[EventRecord]:
+        assert self.state is not None
+        return self.state.recent_events(limit)
+
+    def history(self, deal_id: int) -> list[HistoryEntry]:
+        assert self.state is not None
+        return self.state.history(deal_id)
+
+    def test_portal(self) -> str:
+        """One cheap call to the portal; returns "" when it works, else what is wrong."""
+        if self.client is None:
+            return "not started"
+        try:
+            self.client.call("crm.deal.fields")
+        except BitrixError as exc:
+            return f"{exc} {exc.hint}".strip()
+        return ""
+
+
+def check_target_url(url: str, table: str = "deal") -> str:
+    """The settings' Test button for the target DB: "" when it works, else what is wrong."""
+    try:
+        engine = make_engine(url, synchronous="NORMAL")
+    except Exception as exc:  # bad URL, missing driver
+        return f"cannot use this URL: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    try:
+        writer = TargetWriter(engine, table)
+        writer.check()
+        writer.prepare()
+    except TargetError as exc:
+        return f"{exc} {exc.hint}".strip()
+    finally:
+        engine.dispose()
+    return ""
+
+
+def check_webhook_url(webhook_url: str) -> str:
+    """The Test button for the portal connection: one cheap call with these credentials."""
+    from .config import ConfigError, from_mapping
+
+    try:
+        from_mapping({"portal": {"webhook_url": webhook_url}}, env={})
+    except ConfigError as exc:
+        return exc.problem
+    client = BitrixClient(WebhookAuth(webhook_url), LeakyBucket(50, 2.0), max_retries=1,
+                          timeout=(5.0, 15.0))
+    try:
+        client.call("crm.deal.fields")
+    except BitrixError as exc:
+        return f"{exc} {exc.hint}".strip()
+    finally:
+        client.close()
+    return ""
+
+
+def check_listen(host: str, port: int) -> str:
+    """The Test button for the listener address: can we bind it?"""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind(address)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return ""
+
+
+__all__ = [
+    "Monitor",
+    "check_listen",
+    "check_target_url",
+    "check_webhook_url",
+    "locations",
+]

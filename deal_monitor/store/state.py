@@ -1,0 +1,627 @@
+"""The local state DB: the durable inbox, rejected requests, deal snapshots and timelines.
+
+Every source of work (push, offline, reconcile, manual) writes rows into ``inbox``; only the
+sync worker takes them out. A row stays ``queued`` until its effect is committed in the
+target, so a crash at any point leaves it to be done again (the target upsert is idempotent).
+Each public method here is one unit of work with its own transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from ..model import (
+    DealState,
+    DealView,
+    EventRecord,
+    EventStatus,
+    FieldChange,
+    HistoryEntry,
+    Source,
+)
+from .engine import WRITE, from_db_time, to_db_time, utcnow
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("deal_id", BigInteger),
+    Column("handler_id", String(24), nullable=False, default=""),
+    Column("ts", BigInteger),
+    Column("dedup_key", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("remote_addr", String(64), nullable=False, default=""),
+    Column("payload", Text),  # a deal already read by reconcile/resync (JSON), saves a fetch
+    Column("offline_process_id", String(64)),
+    Column("offline_message_id", String(64)),
+    Column("done_at", DateTime),
+    Index("ix_inbox_status_due", "status", "next_attempt_at"),
+    Index("ix_inbox_deal", "deal_id"),
+    Index(
+        "ux_inbox_pending_dedup",
+        "dedup_key",
+        unique=True,
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+)
+
+rejection = Table(
+    "rejection",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("remote_addr", String(64), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+deal_state = Table(
+    "deal_state",
+    metadata,
+    Column("deal_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("stage_id", String(64), nullable=False, default=""),
+    Column("category_id", Integer, nullable=False, default=0),
+    Column("amount", String(40), nullable=False, default="0"),
+    Column("currency_id", String(8), nullable=False, default=""),
+    Column("close_date", Date),
+    Column("date_modify", DateTime),
+    Column("synced_at", DateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("in_target", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("fields", Text, nullable=False, default="{}"),
+    Column("fields_hash", String(40), nullable=False, default=""),
+)
+
+deal_history = Table(
+    "deal_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deal_id", BigInteger, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("changes", Text, nullable=False, default="[]"),
+    Index("ix_history_deal", "deal_id", "id"),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+REJECTIONS_KEPT = 2000
+
+
+def fields_hash(fields: dict) -> str:
+    """A fingerprint of a deal's raw fields.
+
+    DATE_MODIFY has one-second resolution, so two changes within a second look alike by
+    version; the fingerprint tells them apart.
+    """
+    canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """A queued inbox row as the worker sees it."""
+
+    id: int
+    deal_id: int
+    event: str
+    source: Source
+    attempts: int
+    received_at: datetime
+    payload: dict | None
+    offline_process_id: str | None
+    offline_message_id: str | None
+
+
+@dataclass(frozen=True)
+class OutcomeWrite:
+    """Everything one deal's pass leaves in the state DB.
+
+    ``retry_delay`` set: the rows stay queued and come back after that many seconds.
+    """
+
+    deal_id: int
+    row_ids: tuple[int, ...]
+    status: EventStatus
+    view: DealView | None = None
+    fields: dict | None = None
+    in_target: bool | None = None
+    history: tuple[tuple[str, str, tuple[FieldChange, ...]], ...] = ()
+    error: str = ""
+    retry_delay: float | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """What a source hands to the inbox."""
+
+    event: str
+    deal_id: int | None
+    source: Source
+    handler_id: str = ""
+    ts: int | None = None
+    dedup_key: str | None = None
+    remote_addr: str = ""
+    payload: dict | None = None
+    status: EventStatus = EventStatus.QUEUED
+    offline_process_id: str | None = None
+    offline_message_id: str | None = None
+
+
+def _record(row: Any) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        received_at=from_db_time(row.received_at),
+        event=row.event,
+        deal_id=row.deal_id,
+        source=Source(row.source),
+        status=EventStatus(row.status),
+        attempts=row.attempts,
+        error=row.error or "",
+        remote_addr=row.remote_addr or "",
+    )
+
+
+def _view(row: Any) -> DealView:
+    return DealView(
+        id=row.deal_id,
+        title=row.title,
+        stage_id=row.stage_id,
+        category_id=row.category_id,
+        amount=Decimal(row.amount),
+        currency_id=row.currency_id,
+        close_date=row.close_date,
+        date_modify=from_db_time(row.date_modify),
+        synced_at=from_db_time(row.synced_at),
+        state=DealState(row.state),
+        error=row.error or "",
+    )
+
+
+class StateStore:
+    """All reads and writes of the state DB."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+
+    def create(self) -> None:
+        metadata.create_all(self.engine)
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` on SQLite; other databases check themselves."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+    # -- intake --------------------------------------------------------------------------
+    def add_events(self, events: Sequence[NewEvent]) -> list[EventRecord]:
+        """Commit events to the inbox; returns the rows stored (duplicates are left out).
+
+        A duplicate is an event whose ``dedup_key`` matches a row still queued: the same
+        delivery posted again before we got to it.
+        """
+        now = utcnow()
+        stored: list[EventRecord] = []
+        with self.writer.begin() as conn:
+            for ev in events:
+                if ev.dedup_key and conn.execute(
+                    select(inbox.c.id).where(
+                        and_(inbox.c.dedup_key == ev.dedup_key, inbox.c.status == "queued")
+                    )
+                ).first():
+                    continue
+                values = {
+                    "received_at": now,
+                    "source": ev.source.value,
+                    "event": ev.event,
+                    "deal_id": ev.deal_id,
+                    "handler_id": ev.handler_id,
+                    "ts": ev.ts,
+                    "dedup_key": ev.dedup_key,
+                    "status": ev.status.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "error": "",
+                    "remote_addr": ev.remote_addr,
+                    "payload": json.dumps(ev.payload, ensure_ascii=False) if ev.payload else None,
+                    "offline_process_id": ev.offline_process_id,
+                    "offline_message_id": ev.offline_message_id,
+                    "done_at": now if ev.status != EventStatus.QUEUED else None,
+                }
+                try:
+                    with conn.begin_nested():
+                        row_id = conn.execute(insert(inbox).values(**values)).inserted_primary_key[0]
+                except IntegrityError:  # a concurrent twin won the race (PostgreSQL)
+                    continue
+                stored.append(
+                    EventRecord(
+                        id=row_id,
+                        received_at=from_db_time(now),
+                        event=ev.event,
+                        deal_id=ev.deal_id,
+                        source=ev.source,
+                        status=ev.status,
+                        remote_addr=ev.remote_addr,
+                    )
+                )
+        return stored
+
+    def add_rejection(self, remote_addr: str, http_status: int, reason: str) -> EventRecord:
+        """Record a refused request (bounded: only the newest rows are kept)."""
+        now = utcnow()
+        with self.writer.begin() as conn:
+            row_id = conn.execute(
+                insert(rejection).values(
+                    at=now, remote_addr=remote_addr[:64], http_status=http_status, reason=reason[:200]
+                )
+            ).inserted_primary_key[0]
+            if row_id % 100 == 0:
+                conn.execute(delete(rejection).where(rejection.c.id <= row_id - REJECTIONS_KEPT))
+        return EventRecord(
+            id=-row_id,
+            received_at=from_db_time(now),
+            event=f"HTTP {http_status}",
+            deal_id=None,
+            source=Source.PUSH,
+            status=EventStatus.REJECTED,
+            error=reason,
+            remote_addr=remote_addr,
+        )
+
+    # -- the worker's side ------------------------------------------------------------------
+    def due_deals(
+        self, debounce: float, max_delay: float, limit: int = 500, now: datetime | None = None
+    ) -> list[int]:
+        """Deal IDs whose queued rows are due now.
+
+        A deal is due when its newest event is ``debounce`` seconds old (the burst of
+        updates one save causes has settled), or its oldest is ``max_delay`` old (so a deal
+        that never stops changing still syncs), and no retry backoff holds it back.
+        """
+        now = now or utcnow()
+        settled = now - timedelta(seconds=debounce)
+        overdue = now - timedelta(seconds=max_delay)
+        query = (
+            select(inbox.c.deal_id)
+            .where(and_(inbox.c.status == "queued", inbox.c.deal_id.is_not(None)))
+            .group_by(inbox.c.deal_id)
+            .having(
+                and_(
+                    func.min(inbox.c.next_attempt_at) <= now,
+                    (func.max(inbox.c.received_at) <= settled)
+                    | (func.min(inbox.c.received_at) <= overdue)
+                    | (func.max(inbox.c.attempts) > 0),
+                )
+            )
+            .order_by(func.min(inbox.c.received_at))
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def queued_rows(self, deal_ids: Iterable[int]) -> dict[int, list[InboxRow]]:
+        ids = list(deal_ids)
+        result: dict[int, list[InboxRow]] = {i: [] for i in ids}
+        if not ids:
+            return result
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(inbox)
+                    .where(and_(inbox.c.status == "queued", inbox.c.deal_id.in_(ids[start : start + 500])))
+                    .order_by(inbox.c.id)
+                )
+                for row in rows:
+                    result[row.deal_id].append(
+                        InboxRow(
+                            id=row.id,
+                            deal_id=row.deal_id,
+                            event=row.event,
+                            source=Source(row.source),
+                            attempts=row.attempts,
+                            received_at=row.received_at,
+                            payload=json.loads(row.payload) if row.payload else None,
+                            offline_process_id=row.offline_process_id,
+                            offline_message_id=row.offline_message_id,
+                        )
+                    )
+        return result
+
+    def finish_rows(
+        self, row_ids: Sequence[int], status: EventStatus, error: str = ""
+    ) -> list[EventRecord]:
+        """Mark rows done (synced/skipped/deleted/failed) and return them as records."""
+        if not row_ids:
+            return []
+        with self.writer.begin() as conn:
+            return self._finish(conn, row_ids, status, error)
+
+    def _finish(self, conn, row_ids: Sequence[int], status: EventStatus, error: str) -> list[EventRecord]:
+        now = utcnow()
+        records: list[EventRecord] = []
+        for start in range(0, len(row_ids), 500):
+            chunk = list(row_ids[start : start + 500])
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.id.in_(chunk))
+                .values(
+                    status=status.value,
+                    error=error[:1000],
+                    done_at=now,
+                    attempts=inbox.c.attempts + 1,
+                    payload=None,
+                )
+            )
+            records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
+        return records
+
+    def retry_rows(self, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
+        """A transient failure: keep the rows queued, count the attempt, back off."""
+        if not row_ids:
+            return []
+        with self.writer.begin() as conn:
+            return self._retry(conn, row_ids, error, delay_s)
+
+    def _retry(self, conn, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
+        due = utcnow() + timedelta(seconds=delay_s)
+        records: list[EventRecord] = []
+        for start in range(0, len(row_ids), 500):
+            chunk = list(row_ids[start : start + 500])
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.id.in_(chunk))
+                .values(attempts=inbox.c.attempts + 1, error=error[:1000], next_attempt_at=due)
+            )
+            records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
+        return records
+
+    def requeue_failed(self) -> int:
+        """'Retry failed': every failed row goes back to the queue with a fresh count."""
+        now = utcnow()
+        with self.writer.begin() as conn:
+            result = conn.execute(
+                update(inbox)
+                .where(inbox.c.status == EventStatus.FAILED.value)
+                .values(status="queued", attempts=0, next_attempt_at=now, done_at=None)
+            )
+            return result.rowcount or 0
+
+    def record_outcomes(self, outcomes: Sequence[OutcomeWrite]) -> list[EventRecord]:
+        """After the target commit: snapshots, timeline entries and inbox rows, one transaction."""
+        now = utcnow()
+        records: list[EventRecord] = []
+        with self.writer.begin() as conn:
+            for out in outcomes:
+                if out.view is not None:
+                    self._save_view(conn, out)
+                for kind, text_, changes in out.history:
+                    conn.execute(
+                        insert(deal_history).values(
+                            deal_id=out.deal_id,
+                            at=now,
+                            kind=kind,
+                            text=text_,
+                            changes=json.dumps(
+                                [[c.field, c.old, c.new] for c in changes], ensure_ascii=False
+                            ),
+                        )
+                    )
+                if out.retry_delay is None:
+                    records.extend(self._finish(conn, out.row_ids, out.status, out.error))
+                else:
+                    records.extend(self._retry(conn, out.row_ids, out.error, out.retry_delay))
+        return records
+
+    @staticmethod
+    def _save_view(conn, out: OutcomeWrite) -> None:
+        view = out.view
+        assert view is not None
+        values = {
+            "title": view.title,
+            "stage_id": view.stage_id,
+            "category_id": view.category_id,
+            "amount": str(view.amount),
+            "currency_id": view.currency_id,
+            "close_date": view.close_date,
+            "date_modify": to_db_time(view.date_modify),
+            "synced_at": to_db_time(view.synced_at),
+            "state": view.state.value,
+            "error": view.error,
+        }
+        if out.fields is not None:
+            values["fields"] = json.dumps(out.fields, ensure_ascii=False, default=str)
+            values["fields_hash"] = fields_hash(out.fields)
+        if out.in_target is not None:
+            values["in_target"] = out.in_target
+        exists = conn.execute(
+            select(deal_state.c.deal_id).where(deal_state.c.deal_id == out.deal_id)
+        ).first()
+        if exists:
+            conn.execute(
+                update(deal_state).where(deal_state.c.deal_id == out.deal_id).values(**values)
+            )
+        else:
+            values.setdefault("in_target", False)
+            values.setdefault("fields", "{}")
+            conn.execute(insert(deal_state).values(deal_id=out.deal_id, **values))
+
+    def add_history(self, deal_id: int, kind: str, text_: str) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(insert(deal_history).values(deal_id=deal_id, at=utcnow(), kind=kind, text=text_, changes="[]"))
+
+    def snapshot(self, deal_id: int) -> tuple[dict, bool, DealState | None]:
+        """(last raw fields, whether the target has the deal, last state) for a deal."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(deal_state.c.fields, deal_state.c.in_target, deal_state.c.state).where(
+                    deal_state.c.deal_id == deal_id
+                )
+            ).first()
+        if row is None:
+            return {}, False, None
+        return json.loads(row.fields or "{}"), bool(row.in_target), DealState(row.state)
+
+    # -- reads for the GUI, CLI and /healthz ----------------------------------------------------
+    def inbox_depth(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(inbox).where(inbox.c.status == "queued")
+            ).scalar_one()
+
+    def failed_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(inbox).where(inbox.c.status == "failed")
+            ).scalar_one()
+
+    def recent_events(self, limit: int = 2000) -> list[EventRecord]:
+        """Inbox rows and rejected requests, newest first."""
+        with self.engine.connect() as conn:
+            rows = [_record(r) for r in conn.execute(select(inbox).order_by(inbox.c.id.desc()).limit(limit))]
+            for r in conn.execute(select(rejection).order_by(rejection.c.id.desc()).limit(limit)):
+                rows.append(
+                    EventRecord(
+                        id=-r.id,
+                        received_at=from_db_time(r.at),
+                        event=f"HTTP {r.http_status}",
+                        deal_id=None,
+                        source=Source.PUSH,
+                        status=EventStatus.REJECTED,
+                        error=r.reason,
+                        remote_addr=r.remote_addr,
+                    )
+                )
+        rows.sort(key=lambda r: r.received_at, reverse=True)
+        return rows[:limit]
+
+    def deals(self) -> list[DealView]:
+        with self.engine.connect() as conn:
+            return [_view(r) for r in conn.execute(select(deal_state).order_by(deal_state.c.deal_id))]
+
+    def deal(self, deal_id: int) -> DealView | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(deal_state).where(deal_state.c.deal_id == deal_id)).first()
+        return _view(row) if row else None
+
+    def versions(self) -> dict[int, tuple[datetime | None, str]]:
+        """(DATE_MODIFY as naive UTC, hash of the raw fields) of every deal seen, by ID."""
+        with self.engine.connect() as conn:
+            return {
+                r[0]: (r[1], r[2])
+                for r in conn.execute(
+                    select(deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash)
+                )
+            }
+
+    def target_ids(self) -> set[int]:
+        """Deals the target holds (not marked deleted), as far as this state DB knows."""
+        with self.engine.connect() as conn:
+            return {
+                r[0]
+                for r in conn.execute(
+                    select(deal_state.c.deal_id).where(
+                        and_(deal_state.c.in_target.is_(True), deal_state.c.state != "deleted")
+                    )
+                )
+            }
+
+    def history(self, deal_id: int, limit: int = 500) -> list[HistoryEntry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deal_history)
+                .where(deal_history.c.deal_id == deal_id)
+                .order_by(deal_history.c.id.desc())
+                .limit(limit)
+            ).all()
+        entries = []
+        for r in reversed(rows):
+            changes = tuple(FieldChange(*c) for c in json.loads(r.changes or "[]"))
+            entries.append(HistoryEntry(r.deal_id, from_db_time(r.at), r.kind, r.text, changes))
+        return entries
+
+    def last_event_at(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(inbox.c.received_at)).where(inbox.c.source == Source.PUSH.value)
+            ).scalar()
+        return from_db_time(value)
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                status: count
+                for status, count in conn.execute(
+                    select(inbox.c.status, func.count()).group_by(inbox.c.status)
+                )
+            }
+
+    # -- key/value ------------------------------------------------------------------------
+    def get_value(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(kv.c.value).where(kv.c.key == key)).scalar()
+
+    def set_value(self, key: str, value: str | None) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(delete(kv).where(kv.c.key == key))
+            if value is not None:
+                conn.execute(insert(kv).values(key=key, value=value))
+
+    def prune(self, keep_days: int = 30) -> int:
+        """Drop finished inbox rows older than ``keep_days`` (queued rows are never dropped)."""
+        cutoff = utcnow() - timedelta(days=keep_days)
+        with self.writer.begin() as conn:
+            result = conn.execute(
+                delete(inbox).where(and_(inbox.c.status != "queued", inbox.c.done_at < cutoff))
+            )
+            return result.rowcount or 0

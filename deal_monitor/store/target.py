@@ -1,0 +1,259 @@
+"""Writing deals into the target database, keyed by deal ID and guarded by DATE_MODIFY.
+
+One row per deal; a write never replaces a row with older data: SQLite and PostgreSQL use
+``ON CONFLICT ... DO UPDATE ... WHERE excluded.date_modify >= date_modify``, MySQL/MariaDB
+(no WHERE there) assign every column through ``IF(newer, new, old)`` with ``date_modify``
+assigned last. Amounts are exact decimals (text on SQLite, whose NUMERIC would turn them into
+floats); dates are the portal's calendar day; ``date_modify`` is stored as naive UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    case,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..errors import TargetError
+from ..model import Deal
+from .engine import WRITE, to_db_time, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ExactDecimal(TypeDecorator):
+    """NUMERIC(18,2) where the database has exact decimals; text on SQLite."""
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(str(value))
+
+
+def deal_table(name: str, metadata: MetaData) -> Table:
+    """The default target table."""
+    return Table(
+        name,
+        metadata,
+        Column("bitrix_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("title", Text, nullable=False),
+        Column("stage_id", String(64), nullable=False),
+        Column("category_id", Integer, nullable=False),
+        Column("amount", ExactDecimal(), nullable=False),
+        Column("currency_id", String(8), nullable=False),
+        Column("close_date", Date),
+        Column("comments", Text, nullable=False),
+        Column("date_modify", DateTime, nullable=False),
+        Column("deleted", Boolean, nullable=False, default=False),
+        Column("synced_at", DateTime, nullable=False),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+    )
+
+
+def row_for(deal: Deal, synced_at: datetime) -> dict[str, Any]:
+    return {
+        "bitrix_id": deal.id,
+        "title": deal.title,
+        "stage_id": deal.stage_id,
+        "category_id": deal.category_id,
+        "amount": deal.amount,
+        "currency_id": deal.currency_id,
+        "close_date": deal.close_date,
+        "comments": deal.comments,
+        "date_modify": to_db_time(deal.date_modify),
+        "deleted": False,
+        "synced_at": synced_at,
+    }
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    written: frozenset[int]  # rows inserted or updated
+    stale: frozenset[int]  # the target already held newer data
+    created: frozenset[int]  # rows that did not exist before
+
+
+def classify_db_error(exc: SQLAlchemyError) -> TargetError:
+    """Connection trouble and locks are worth a retry; bad data and schema are not."""
+    transient = True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        name = type(orig).__name__ if orig is not None else ""
+        if name in ("IntegrityError", "DataError", "ProgrammingError", "NotSupportedError"):
+            transient = False
+        if exc.connection_invalidated:
+            transient = True
+    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc).splitlines()[0]
+    return TargetError(f"target database: {text[:300]}", transient=transient)
+
+
+class TargetWriter:
+    """Upserts deals into one table of the target database."""
+
+    def __init__(self, engine: Engine, table: str = "deal") -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+        self.metadata = MetaData()
+        self.table = deal_table(table, self.metadata)
+
+    def prepare(self) -> None:
+        """Create the table if missing; refuse a table that lacks a column we write."""
+        try:
+            insp = inspect(self.engine)
+            if not insp.has_table(self.table.name):
+                self.metadata.create_all(self.engine)
+                return
+            present = {c["name"].lower() for c in insp.get_columns(self.table.name)}
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        missing = [c.name for c in self.table.columns if c.name.lower() not in present]
+        if missing:
+            raise TargetError(
+                f"target table {self.table.name} lacks columns: {', '.join(missing)}",
+                transient=False,
+                hint="Point the app at another table, or add the columns.",
+            )
+
+    def versions(self, ids: Sequence[int]) -> dict[int, datetime]:
+        """DATE_MODIFY (naive UTC) of the deals the target holds, by ID."""
+        found: dict[int, datetime] = {}
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(ids), 500):
+                    chunk = list(ids[start : start + 500])
+                    rows = conn.execute(
+                        select(self.table.c.bitrix_id, self.table.c.date_modify).where(
+                            self.table.c.bitrix_id.in_(chunk)
+                        )
+                    )
+                    found.update({r[0]: r[1] for r in rows})
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return found
+
+    def write(self, deals: Sequence[Deal]) -> WriteResult:
+        """Upsert ``deals`` in one transaction; older data never replaces newer."""
+        if not deals:
+            return WriteResult(frozenset(), frozenset(), frozenset())
+        now = utcnow()
+        rows = [row_for(d, now) for d in deals]
+        try:
+            with self.writer.begin() as conn:
+                before = self._versions(conn, [d.id for d in deals])
+                conn.execute(self._upsert(), rows)
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        written, stale = set(), set()
+        for row in rows:
+            old = before.get(row["bitrix_id"])
+            if old is None or row["date_modify"] >= old:
+                written.add(row["bitrix_id"])
+            else:
+                stale.add(row["bitrix_id"])
+        created = {i for i in written if i not in before}
+        return WriteResult(frozenset(written), frozenset(stale), frozenset(created))
+
+    def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
+        rows = conn.execute(
+            select(self.table.c.bitrix_id, self.table.c.date_modify).where(
+                self.table.c.bitrix_id.in_(list(ids))
+            )
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def _upsert(self):
+        t = self.table
+        dialect = self.engine.dialect.name
+        columns = [c.name for c in t.columns if c.name != "bitrix_id"]
+        if dialect in ("sqlite", "postgresql"):
+            module = sqlite if dialect == "sqlite" else postgresql
+            stmt = module.insert(t)
+            newer = or_(t.c.date_modify.is_(None), stmt.excluded.date_modify >= t.c.date_modify)
+            return stmt.on_conflict_do_update(
+                index_elements=[t.c.bitrix_id],
+                set_={name: stmt.excluded[name] for name in columns},
+                where=newer,
+            )
+        if dialect in ("mysql", "mariadb"):
+            stmt = mysql.insert(t)
+            newer = or_(t.c.date_modify.is_(None), stmt.inserted.date_modify >= t.c.date_modify)
+            ordered = [name for name in columns if name != "date_modify"] + ["date_modify"]
+            return stmt.on_duplicate_key_update(
+                [(name, case((newer, stmt.inserted[name]), else_=t.c[name])) for name in ordered]
+            )
+        raise TargetError(f"unsupported target database: {dialect}", transient=False)
+
+    def mark_deleted(self, ids: Sequence[int]) -> set[int]:
+        """Flag rows whose deal the portal no longer has; rows are never dropped."""
+        if not ids:
+            return set()
+        try:
+            with self.writer.begin() as conn:
+                present = set(self._versions(conn, ids))
+                if present:
+                    conn.execute(
+                        update(self.table)
+                        .where(self.table.c.bitrix_id.in_(list(present)))
+                        .values(deleted=True, synced_at=utcnow())
+                    )
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return present
+
+    def all_ids(self) -> set[int]:
+        """IDs of rows not marked deleted (for deletion catch-up)."""
+        try:
+            with self.engine.connect() as conn:
+                return {
+                    r[0]
+                    for r in conn.execute(
+                        select(self.table.c.bitrix_id).where(self.table.c.deleted.is_(False))
+                    )
+                }
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+    def check(self) -> None:
+        """Connect and run a trivial query (the settings' Test button)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None

@@ -1,0 +1,135 @@
+"""Reconciliation: the portal is the truth, events are only hints.
+
+Bitrix24 never redelivers an event the listener missed, so every so often (and at start) the
+reconciler lists the deals changed since a watermark (``>DATE_MODIFY``, with an overlap) and
+puts those the state DB has not seen at that version into the inbox, carrying the deal as read
+so the worker need not read it again. The watermark is the portal's own clock (the ``time``
+block of the first list response), never the local one. With an empty state this is the
+initial sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..bitrix.client import BitrixClient
+from ..bitrix.deal import parse_datetime
+from ..model import EventSink, Progress, Source
+from ..store.engine import to_db_time
+from ..store.state import NewEvent, StateStore, fields_hash
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = "reconcile.watermark"
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    listed: int
+    queued: int
+    unannounced: int  # changes no pushed event told us about (all queued ones)
+    watermark: str | None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        client: BitrixClient,
+        state: StateStore,
+        sink: EventSink,
+        overlap_minutes: float = 10.0,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.sink = sink
+        self.overlap = timedelta(minutes=overlap_minutes)
+        self.on_queued = on_queued or (lambda: None)
+        self._lock = threading.Lock()
+
+    def run(
+        self,
+        full: bool = False,
+        cancel: threading.Event | None = None,
+        job: str = "reconcile",
+        after_id: int = 0,
+        cursor_key: str | None = None,
+    ) -> ReconcileResult:
+        """List changed deals (all deals when ``full``) and queue the ones not yet synced.
+
+        ``cursor_key`` names a state key where the last listed ID is kept, so an
+        interrupted full listing resumes where it stopped.
+        """
+        with self._lock:
+            return self._run(full, cancel, job, after_id, cursor_key)
+
+    def _run(self, full, cancel, job, after_id, cursor_key) -> ReconcileResult:
+        watermark = None if full else self.state.get_value(WATERMARK_KEY)
+        deal_filter = {}
+        if watermark:
+            since = parse_datetime(watermark)
+            if since is not None:
+                deal_filter[">DATE_MODIFY"] = (since - self.overlap).isoformat()
+        if cursor_key:
+            after_id = max(after_id, int(self.state.get_value(cursor_key) or 0))
+        listed = queued = unannounced = 0
+        portal_start: str | None = None
+        known = self._known_versions()
+        for page in self.client.iter_deal_pages(deal_filter, after_id=after_id):
+            if portal_start is None:
+                portal_start = self.client.last_time.get("date_start")
+            listed += len(page)
+            events = []
+            for raw in page:
+                try:
+                    deal_id = int(raw["ID"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if not full and self._already_seen(known.get(deal_id), raw):
+                    continue
+                events.append(
+                    NewEvent(
+                        event="RECONCILE" if job == "reconcile" else "RESYNC",
+                        deal_id=deal_id,
+                        source=Source.RECONCILE if job == "reconcile" else Source.MANUAL,
+                        dedup_key=f"{job}|{deal_id}|{raw.get('DATE_MODIFY')}",
+                        payload=raw,
+                    )
+                )
+            stored = self.state.add_events(events)
+            queued += len(stored)
+            unannounced += len(stored)
+            if cursor_key and page:
+                self.state.set_value(cursor_key, str(page[-1]["ID"]))
+            for record in stored[-200:]:  # the table shows the newest; all are in the DB
+                self.sink.event_received(record)
+            if stored:
+                self.on_queued()
+            self.sink.progress_changed(Progress(job=job, done=listed, total=None))
+            if cancel is not None and cancel.is_set():
+                return ReconcileResult(listed, queued, unannounced, None)
+        if cursor_key:
+            self.state.set_value(cursor_key, None)
+        if portal_start:  # a full listing covers everything up to its start as well
+            self.state.set_value(WATERMARK_KEY, portal_start)
+        log.info("%s: %d listed, %d queued, %d not announced", job, listed, queued, unannounced)
+        return ReconcileResult(listed, queued, unannounced, portal_start)
+
+    def _known_versions(self) -> dict[int, tuple[datetime | None, str]]:
+        return self.state.versions()
+
+    @staticmethod
+    def _already_seen(known: tuple[datetime | None, str] | None, raw: dict) -> bool:
+        """True when the state DB holds this deal at this version with these very fields."""
+        if known is None:
+            return False
+        seen_version, seen_hash = known
+        modified = parse_datetime(raw.get("DATE_MODIFY"))
+        version = to_db_time(modified) if modified else None
+        if seen_version is None or version is None or seen_version < version:
+            return False
+        return seen_version > version or seen_hash == fields_hash(raw)

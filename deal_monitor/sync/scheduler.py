@@ -1,0 +1,120 @@
+"""The scheduler thread: reconciliation at start, on a timer, on demand and after sleep.
+
+A laptop that slept for an hour missed every event of that hour; the scheduler notices a jump
+between the wall clock and the monotonic clock and reconciles at once. It also keeps the
+silence watchdog: when reconciliation keeps finding changes no event announced, pushed events
+are not arriving, and the status says so with the likely cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..bitrix.throttle import Cancelled
+from ..errors import BitrixError, TargetError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..service import Monitor
+
+log = logging.getLogger(__name__)
+
+SLEEP_JUMP_S = 60.0
+TICK_S = 5.0
+
+
+class Scheduler:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self._stop = threading.Event()
+        self._now = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.events_silent = False
+        self.silence_hint = ""
+        self.last_result = None
+        self._positive_runs = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._now.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def trigger(self) -> None:
+        """Reconcile as soon as possible."""
+        self._now.set()
+
+    def _interval(self) -> float:
+        return self.monitor.settings.sync.reconcile_minutes * 60.0
+
+    def _run(self) -> None:
+        due = time.monotonic()  # once at start
+        wall, mono = time.time(), time.monotonic()
+        while not self._stop.is_set():
+            now_wall, now_mono = time.time(), time.monotonic()
+            if (now_wall - wall) - (now_mono - mono) > SLEEP_JUMP_S:
+                log.info("the machine seems to have slept; reconciling now")
+                due = now_mono
+            wall, mono = now_wall, now_mono
+            interval = self._interval()
+            if self._now.is_set() or (now_mono >= due and (interval > 0 or self.runs == 0)):
+                self._now.clear()
+                self._reconcile()
+                due = time.monotonic() + (interval if interval > 0 else float("inf"))
+            wait = TICK_S if due == float("inf") else min(TICK_S, max(0.0, due - time.monotonic()))
+            self._now.wait(wait)
+
+    def _reconcile(self) -> None:
+        monitor = self.monitor
+        if monitor.reconciler is None or not monitor.webhook_url:
+            return
+        try:
+            result = monitor.reconciler.run(cancel=self._stop)
+        except Cancelled:
+            return
+        except (BitrixError, TargetError) as exc:
+            log.warning("reconciliation failed: %s", exc)
+            monitor._last_error = f"reconciliation: {exc}"
+            monitor.publish_status(force=True)
+            return
+        self.runs += 1
+        self.last_result = result
+        self._watch_silence(result.unannounced)
+        monitor.publish_status(force=True)
+
+    def _watch_silence(self, unannounced: int) -> None:
+        if self.runs <= 1:
+            return  # the first run after start catches up on downtime by design
+        if unannounced == 0:
+            self._positive_runs = 0
+            self.events_silent = False
+            self.silence_hint = ""
+            return
+        # one positive run can be an event still in flight; two in a row is a pattern
+        self._positive_runs += 1
+        if self._positive_runs < 2:
+            return
+        self.events_silent = True
+        status = self.monitor.status()
+        if not status.listening:
+            self.silence_hint = "the listener is not running"
+        elif not self.monitor.settings.listener.public_url:
+            self.silence_hint = (
+                "no public URL is set: Bitrix24 cannot reach this computer; "
+                "use a tunnel or reverse proxy, or rely on reconciliation"
+            )
+        else:
+            self.silence_hint = (
+                "check that the outgoing webhook (or event.bind handler) points at "
+                f"{self.monitor.settings.listener.public_url}"
+            )
+        log.warning("%d deal change(s) arrived without an event: %s", unannounced, self.silence_hint)

@@ -1,0 +1,377 @@
+"""The sync worker: the one thread that takes work out of the inbox.
+
+A pass: find deals whose queued events have settled (debounce), read them from the portal
+(``crm.deal.get`` for one, ``batch`` for several; rows that carry a deal already read by
+reconciliation need no read), decide (stage filter, deleted, unchanged), upsert into the
+target, then record snapshots and mark the inbox rows — in that order, so a crash anywhere
+only repeats work. Transient failures keep rows queued with a backoff; permanent ones mark
+them failed, kept and retryable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..bitrix.client import BitrixClient
+from ..bitrix.deal import DealFormatError, parse_deal
+from ..bitrix.stages import StageFilter
+from ..bitrix.throttle import Cancelled
+from ..errors import BitrixError, TargetError
+from ..model import (
+    Deal,
+    DealState,
+    DealView,
+    EventRecord,
+    EventSink,
+    EventStatus,
+    FieldChange,
+    SyncOutcome,
+)
+from ..store.state import InboxRow, OutcomeWrite, StateStore
+from ..store.target import TargetWriter
+
+log = logging.getLogger(__name__)
+
+# raw fields whose change alone is not news in the timeline
+_NOISE = frozenset({"DATE_MODIFY", "MODIFY_BY_ID", "LAST_ACTIVITY_TIME", "LAST_ACTIVITY_BY"})
+READ_LAG_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    debounce: float = 0.5
+    max_delay: float = 5.0
+    max_attempts: int = 8
+    backoff_cap: float = 300.0
+    idle_poll: float = 1.0
+
+
+def backoff(attempts: int, cap: float) -> float:
+    """Exponential backoff with jitter: about 2, 4, 8 ... seconds, at most ``cap``."""
+    return min(cap, 2.0 ** max(1, attempts + 1)) * random.uniform(0.75, 1.25)
+
+
+def field_changes(old: dict, new: dict) -> tuple[FieldChange, ...]:
+    """Fields that differ between two raw snapshots of a deal."""
+    changes = []
+    # only keys both readings have: crm.deal.get and crm.deal.list differ in which fields they
+    # return, and a field missing from one reading is not a change
+    for key in sorted(set(old) & set(new)):
+        if key in _NOISE:
+            continue
+        before, after = old.get(key), new.get(key)
+        if before != after:
+            changes.append(
+                FieldChange(key, None if before is None else str(before), None if after is None else str(after))
+            )
+    return tuple(changes)
+
+
+def view_of(deal: Deal, state: DealState, error: str = "") -> DealView:
+    return DealView(
+        id=deal.id,
+        title=deal.title,
+        stage_id=deal.stage_id,
+        category_id=deal.category_id,
+        amount=deal.amount,
+        currency_id=deal.currency_id,
+        close_date=deal.close_date,
+        date_modify=deal.date_modify,
+        synced_at=datetime.now(UTC),
+        state=state,
+        error=error,
+    )
+
+
+def _events_text(rows: Sequence[InboxRow]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        label = f"{row.event} ({row.source.value})"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{label} ×{n}" if n > 1 else label for label, n in counts.items())
+
+
+class SyncWorker:
+    """Owns the sync thread; ``wake()`` after adding work, ``stop()`` to end it."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        target: TargetWriter,
+        client: BitrixClient,
+        stage_filter: Callable[[], StageFilter],
+        sink: EventSink,
+        options: WorkerOptions,
+        on_pass: Callable[[str], None] | None = None,
+    ) -> None:
+        self.state = state
+        self.target = target
+        self.client = client
+        self.stage_filter = stage_filter
+        self.sink = sink
+        self.options = options
+        self.on_pass = on_pass or (lambda error: None)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+        self.crashes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.client.cancel.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = False if self._paused.is_set() else self.run_pass()
+            except Cancelled:
+                break
+            except Exception as exc:  # keep the thread alive; rows stay queued
+                self.crashes += 1
+                log.exception("sync pass failed")
+                self.on_pass(f"internal error: {type(exc).__name__}")
+                worked = False
+                self._stop.wait(2.0)
+            if not worked:
+                poll = max(0.05, min(self.options.debounce / 2, 0.25))
+                timeout = poll if self.state.inbox_depth() else self.options.idle_poll
+                self._wake.wait(timeout)
+                self._wake.clear()
+
+    # -- one pass --------------------------------------------------------------------------
+    def run_pass(self) -> bool:
+        """Process every due deal once; returns False when nothing was due."""
+        ids = self.state.due_deals(self.options.debounce, self.options.max_delay)
+        if not ids:
+            return False
+        self.passes += 1
+        rows = {deal_id: r for deal_id, r in self.state.queued_rows(ids).items() if r}
+        error = ""
+        try:
+            self._commit(*self._process(rows))
+        except (BitrixError, TargetError) as exc:
+            # nothing of this pass was recorded: all of it waits and is done again
+            self._retry_all(rows, exc)
+            error = str(exc)
+        self.on_pass(error)
+        return True
+
+    def _process(self, rows: dict[int, list[InboxRow]]) -> tuple[list[OutcomeWrite], set[int]]:
+        raw: dict[int, dict] = {}
+        to_fetch = []
+        for deal_id, deal_rows in rows.items():
+            if all(r.payload is not None for r in deal_rows):
+                raw[deal_id] = deal_rows[-1].payload  # newest reading
+            else:
+                to_fetch.append(deal_id)
+        fetch_errors: dict[int, BitrixError] = {}
+        if to_fetch:
+            found, fetch_errors = self.client.get_deals(to_fetch)
+            raw.update(found)
+        outcomes: list[OutcomeWrite] = []
+        deals: dict[int, Deal] = {}
+        for deal_id, data in raw.items():
+            try:
+                deals[deal_id] = parse_deal(data)
+            except DealFormatError as exc:
+                outcomes.append(self._failed(deal_id, rows[deal_id], str(exc)))
+        for deal_id, error in fetch_errors.items():
+            outcomes.append(self._fetch_failed(deal_id, rows[deal_id], error))
+        written, created = self._write(deals, rows)
+        outcomes.extend(written)
+        return outcomes, created
+
+    def _retry_all(self, rows: dict[int, list[InboxRow]], exc: Exception) -> None:
+        """The portal or target failed as a whole: everything waits and tries again."""
+        row_ids = [r.id for deal_rows in rows.values() for r in deal_rows]
+        attempts = max((r.attempts for deal_rows in rows.values() for r in deal_rows), default=0)
+        delay = backoff(attempts, self.options.backoff_cap)
+        if isinstance(exc, BitrixError) and exc.is_auth:
+            delay = max(delay, 60.0)
+        log.warning("will retry %d deal(s) in %.0f s: %s", len(rows), delay, exc)
+        for record in self.state.retry_rows(row_ids, str(exc), delay):
+            self.sink.event_updated(record)
+
+    def _failed(self, deal_id: int, rows: list[InboxRow], error: str) -> OutcomeWrite:
+        return OutcomeWrite(
+            deal_id=deal_id,
+            row_ids=tuple(r.id for r in rows),
+            status=EventStatus.FAILED,
+            history=(("error", error, ()),),
+            error=error,
+        )
+
+    def _fetch_failed(self, deal_id: int, rows: list[InboxRow], error: BitrixError) -> OutcomeWrite:
+        row_ids = tuple(r.id for r in rows)
+        attempts = max(r.attempts for r in rows)
+        if error.not_found:
+            announced_delete = any(r.event == "ONCRMDEALDELETE" for r in rows)
+            _, in_target, _ = self.state.snapshot(deal_id)
+            if not announced_delete and not in_target and attempts < READ_LAG_RETRIES:
+                # a new deal may not be readable yet right after its ADD event
+                return OutcomeWrite(
+                    deal_id, row_ids, EventStatus.QUEUED,
+                    history=(("fetch", "not found yet; will read again", ()),),
+                    error="Not found (read lag?)", retry_delay=1.0 + attempts,
+                )
+            return self._deleted(deal_id, rows)
+        if error.transient or error.is_auth or attempts + 1 < self.options.max_attempts:
+            delay = backoff(attempts, self.options.backoff_cap)
+            return OutcomeWrite(
+                deal_id, row_ids, EventStatus.QUEUED,
+                history=(("error", f"read failed: {error}", ()),),
+                error=str(error), retry_delay=delay,
+            )
+        return self._failed(deal_id, rows, f"read failed: {error}")
+
+    def _deleted(self, deal_id: int, rows: list[InboxRow]) -> OutcomeWrite:
+        """The portal says the deal is gone: flag its target row (if any), keep the row."""
+        marked = self.target.mark_deleted([deal_id])
+        old = self.state.deal(deal_id)
+        view = None
+        if old is not None:
+            view = DealView(
+                id=deal_id, title=old.title, stage_id=old.stage_id, category_id=old.category_id,
+                amount=old.amount, currency_id=old.currency_id, close_date=old.close_date,
+                date_modify=old.date_modify, synced_at=datetime.now(UTC), state=DealState.DELETED,
+            )
+        text = "deleted in the portal; target row marked deleted" if marked else (
+            "deleted in the portal; it was never in the target"
+        )
+        return OutcomeWrite(
+            deal_id, tuple(r.id for r in rows), EventStatus.DELETED, view=view,
+            in_target=bool(marked) or None,
+            history=(("event", _events_text(rows), ()), ("decision", text, ())),
+        )
+
+    def _write(
+        self, deals: dict[int, Deal], rows: dict[int, list[InboxRow]]
+    ) -> tuple[list[OutcomeWrite], set[int]]:
+        if not deals:
+            return [], set()
+        stage_filter = self.stage_filter()
+        existing = self.target.versions(list(deals))
+        to_write = [d for d in deals.values() if d.id in existing or not stage_filter.skips(d.stage_id)]
+        skipped = [d for d in deals.values() if d not in to_write]
+        written: set[int] = set()
+        stale: set[int] = set()
+        created: set[int] = set()
+        failed: dict[int, str] = {}
+        if to_write:
+            try:
+                result = self.target.write(to_write)
+                written, stale, created = set(result.written), set(result.stale), set(result.created)
+            except TargetError as exc:
+                if exc.transient:
+                    raise
+                else:
+                    # one bad row must not hold the others back: write them one by one
+                    for deal in to_write:
+                        try:
+                            one = self.target.write([deal])
+                        except TargetError as single:
+                            failed[deal.id] = str(single)
+                            continue
+                        written |= one.written
+                        stale |= one.stale
+                        created |= one.created
+        outcomes = []
+        for deal in deals.values():
+            deal_rows = rows[deal.id]
+            old_fields, _, _ = self.state.snapshot(deal.id)
+            fields = dict(deal.fields)
+            changes = field_changes(old_fields, fields) if old_fields else ()
+            history: list[tuple[str, str, tuple[FieldChange, ...]]] = [
+                ("event", _events_text(deal_rows), ()),
+                ("fetch", f"read: stage {deal.stage_id}, modified {deal.date_modify.isoformat()}", ()),
+            ]
+            if deal.id in failed:
+                outcomes.append(self._failed(deal.id, deal_rows, failed[deal.id]))
+                continue
+            if deal in skipped:
+                history.append(("decision", f"skipped: stage {deal.stage_id} is filtered out", ()))
+                outcomes.append(
+                    OutcomeWrite(
+                        deal.id, tuple(r.id for r in deal_rows), EventStatus.SKIPPED,
+                        view=view_of(deal, DealState.SKIPPED), fields=fields, in_target=False,
+                        history=tuple(history),
+                    )
+                )
+                continue
+            if deal.id in stale:
+                history.append(("decision", "target already holds newer data; not written", ()))
+            else:
+                verb = "created in" if deal.id in created else "updated in"
+                history.append(("write", f"{verb} the target", changes))
+            outcomes.append(
+                OutcomeWrite(
+                    deal.id, tuple(r.id for r in deal_rows), EventStatus.SYNCED,
+                    view=view_of(deal, DealState.SYNCED), fields=fields, in_target=True,
+                    history=tuple(history),
+                )
+            )
+        return outcomes, created
+
+    def _commit(self, outcomes: list[OutcomeWrite], created: set[int]) -> None:
+        if not outcomes:
+            return
+        records = self.state.record_outcomes(outcomes)
+        by_id: dict[int, EventRecord] = {r.id: r for r in records}
+        for out in outcomes:
+            for row_id in out.row_ids:
+                if row_id in by_id:
+                    self.sink.event_updated(by_id[row_id])
+            changes: tuple[FieldChange, ...] = ()
+            for _, _, c in out.history:
+                changes = changes or c
+            outcome = SyncOutcome(
+                deal_id=out.deal_id,
+                status=out.status,
+                deal=out.view,
+                error=out.error,
+                event_ids=out.row_ids,
+                changes=changes,
+                reached_production=out.deal_id in created,
+            )
+            if out.status == EventStatus.FAILED:
+                self.sink.sync_failed(outcome)
+            elif out.retry_delay is None:
+                self.sink.deal_synced(outcome)
+
+
+__all__ = ["SyncWorker", "WorkerOptions", "backoff", "field_changes"]
