@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     resync = sub.add_parser("resync", help="read deals again from the portal")
     resync.add_argument("ids", nargs="*", type=int, help="deal IDs")
     resync.add_argument("--all", action="store_true", help="every deal (resumable)")
+    bind = sub.add_parser("bind", help="app mode: bind deal events to listener.public_url")
+    bind.add_argument("--offline", action="store_true", help="bind offline events instead")
+    sub.add_parser("unbind", help="app mode: remove this app's deal-event handlers")
+    sub.add_parser("handlers", help="app mode: list bound handlers (event.get)")
+    authorize = sub.add_parser("authorize", help="app mode: exchange an authorization code")
+    authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
     return parser
 
 
@@ -68,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(settings)
         if args.command == "resync":
             return _resync(settings, args)
+        if args.command in ("bind", "unbind", "handlers", "authorize"):
+            return _app_command(settings, args)
         return run_headless(settings)
     except DealMonitorError as exc:
         print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
@@ -111,6 +119,46 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
     finally:
         monitor.stop()
         log.info("stopped")
+    return 0
+
+
+WEBHOOK_BIND_HELP = (
+    "An inbound webhook cannot bind events (Bitrix24 answers WRONG_AUTH_TYPE). In the portal open "
+    "Developer resources → Other → Outgoing webhook, pick ONCRMDEALADD, ONCRMDEALUPDATE and "
+    "ONCRMDEALDELETE, enter {url} as the handler, and put the application token it shows into "
+    "portal.application_token."
+)
+
+
+def _app_command(settings: Settings, args: argparse.Namespace) -> int:
+    """bind / unbind / handlers / authorize: one short-lived Monitor without a listener."""
+    from .service import Monitor
+
+    if not settings.portal.client_id and args.command != "handlers":
+        url = settings.listener.public_url or "<public URL of the listener>"
+        print(WEBHOOK_BIND_HELP.format(url=url))
+        return 2 if args.command != "unbind" else 0
+    monitor = Monitor(settings, secrets=_secret_store(), listen=False)
+    monitor.start()
+    monitor.pause()
+    try:
+        if args.command == "authorize":
+            if not args.code:
+                print(f"open this address, approve the app, then run: authorize <code>\n"
+                      f"{monitor.oauth.authorize_url()}")
+                return 0
+            monitor.authorize(args.code)
+            print("authorized; tokens are in the keyring")
+        elif args.command == "bind":
+            for line in monitor.bind_handlers(offline=args.offline):
+                print(line)
+        elif args.command == "unbind":
+            print(f"removed {monitor.unbind_handlers()} handler(s)")
+        else:
+            for handler in monitor.handlers():
+                print(json.dumps(handler, ensure_ascii=False))
+    finally:
+        monitor.stop()
     return 0
 
 

@@ -45,6 +45,8 @@ class PortalSettings:
     client_id: str = ""
     portal_url: str = ""
     oauth_server: str = ""
+    offline_events: bool = False  # app mode: pull event.offline.get (needs admin rights)
+    auth_connector: str = "deal_monitor"
 
     @property
     def bucket(self) -> tuple[int, float]:
@@ -76,6 +78,8 @@ class SyncSettings:
     reconcile_minutes: float = 5.0
     reconcile_overlap_minutes: float = 10.0
     max_attempts: int = 8
+    offline_poll_seconds: float = 5.0
+    deletion_check_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,10 @@ def validate(s: Settings) -> None:
         parts = urlsplit(p.portal_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError("portal.portal_url", "must be an http(s) URL")
+    if p.client_id and not p.portal_url:
+        raise ConfigError("portal.portal_url", "is needed with client_id (the portal's address)")
+    if p.offline_events and not p.client_id:
+        raise ConfigError("portal.offline_events", "works only for an OAuth app (set client_id)")
     if p.member_id and not re.fullmatch(r"[0-9a-fA-F]{32}", p.member_id):
         raise ConfigError("portal.member_id", "must be 32 hexadecimal characters")
     ls = s.listener

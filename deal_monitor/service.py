@@ -20,6 +20,7 @@ from typing import Any
 from . import paths
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
+from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
 from .config import Settings
 from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable
@@ -43,6 +44,7 @@ from .model import (
 from .store.engine import make_engine
 from .store.state import NewEvent, StateStore
 from .store.target import TargetWriter
+from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
 from .sync.scheduler import Scheduler
 from .sync.worker import SyncWorker, WorkerOptions
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SECRET_WEBHOOK = "webhook_url"
 SECRET_APP_TOKEN = "application_token"
+RESYNC_CURSOR = "resync.cursor"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class Monitor:
         self.listener: ListenerServer | None = None
         self.scheduler: Scheduler | None = None
         self.reconciler: Reconciler | None = None
+        self.oauth: OAuthAuth | None = None
+        self.offline: OfflinePuller | None = None
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         self._last_error = ""
         self._last_sync_at: datetime | None = None
@@ -133,7 +138,60 @@ class Monitor:
             from urllib.parse import urlsplit
 
             domain = urlsplit(url).netloc
-        return Verification(self.application_token, portal.member_id, domain)
+        install_check = self._verify_install if self.oauth is not None else None
+        return Verification(self.application_token, portal.member_id, domain, install_check)
+
+    def has_credentials(self) -> bool:
+        """Whether REST calls can be made (webhook, or an authorized OAuth app)."""
+        if self.webhook_url:
+            return True
+        return self.oauth is not None and not self.oauth.needs_reauthorization
+
+    def _verify_install(self, form: dict) -> bool:
+        """Vouch for ONAPPINSTALL by calling the configured portal with the event's token."""
+        from .bitrix import phpform
+
+        auth = self.oauth
+        access = phpform.get_path(form, "auth", "access_token") or ""
+        refresh = phpform.get_path(form, "auth", "refresh_token") or ""
+        app_token = phpform.get_path(form, "auth", "application_token") or ""
+        member = phpform.get_path(form, "auth", "member_id") or ""
+        pinned = self.settings.portal.member_id
+        if auth is None or not (access and refresh and app_token):
+            return False
+        if pinned and member.lower() != pinned.lower():
+            return False
+        secret_registry.add(access, refresh, app_token)
+        try:
+            reply = auth.session.get(
+                auth.url_for("app.info"), params={"auth": access}, timeout=10
+            )
+            ok = reply.ok and isinstance(reply.json().get("result"), dict)
+        except (ValueError, OSError) as exc:
+            log.warning("could not verify the install event: %s", type(exc).__name__)
+            return False
+        if not ok:
+            return False
+        self._store_install(form)
+        return True
+
+    def _store_install(self, form: dict) -> None:
+        """Keep what ONAPPINSTALL brings: the application token and the installer's tokens."""
+        from .bitrix import phpform
+
+        if self.oauth is None:
+            return
+        access = phpform.get_path(form, "auth", "access_token") or ""
+        refresh = phpform.get_path(form, "auth", "refresh_token") or ""
+        app_token = phpform.get_path(form, "auth", "application_token") or ""
+        if app_token:
+            self.secrets.set(SECRET_APP_TOKEN, app_token)
+        if access and refresh:
+            self.oauth.install(access, refresh, phpform.get_path(form, "auth", "member_id") or "")
+        log.info("app installed: application token and tokens stored")
+        if self.worker is not None:
+            self.worker.resume()
+        self.reconcile_now()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,9 +227,19 @@ class Monitor:
             overlap_minutes=self.settings.sync.reconcile_overlap_minutes,
             on_queued=self.worker.wake,
         )
-        if not self.webhook_url:
-            self.worker.pause()
+        if not self.webhook_url and self.oauth is None:
+            self.worker.pause()  # nothing to read deals with; events still wait in the inbox
         self.worker.start()
+        if self.oauth is not None and self.settings.portal.offline_events:
+            self.offline = OfflinePuller(
+                self.client,
+                self.state,
+                self.sink,
+                self.settings.portal.auth_connector,
+                interval=self.settings.sync.offline_poll_seconds,
+                on_queued=self.worker.wake,
+            )
+            self.offline.start()
         if self.listen:
             self._start_listener()
         self.scheduler = Scheduler(self)
@@ -205,10 +273,24 @@ class Monitor:
         self._last_error = "state database was corrupt; moved aside, full reconciliation follows"
         log.error(self._last_error)
 
+    def _make_auth(self):
+        portal = self.settings.portal
+        self.oauth = None
+        if self.webhook_url:
+            return WebhookAuth(self.webhook_url)
+        if portal.client_id and portal.portal_url:
+            self.oauth = OAuthAuth(
+                portal.portal_url,
+                portal.client_id,
+                self.secrets,
+                portal.oauth_server or DEFAULT_OAUTH_SERVER,
+            )
+            return self.oauth
+        return WebhookAuth("http://unconfigured.invalid/rest/0/none/")
+
     def _make_client(self) -> BitrixClient:
         burst, rate = self.settings.portal.bucket
-        url = self.webhook_url or "http://unconfigured.invalid/rest/0/none/"
-        return BitrixClient(WebhookAuth(url), LeakyBucket(burst, rate))
+        return BitrixClient(self._make_auth(), LeakyBucket(burst, rate))
 
     def _start_listener(self) -> None:
         ls = self.settings.listener
@@ -230,6 +312,9 @@ class Monitor:
             self.listener = None
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.offline is not None:
+            self.offline.stop()
+            self.offline = None
         self._job_cancel.set()
         if self._job is not None:
             self._job.join(10)
@@ -257,10 +342,10 @@ class Monitor:
         self.settings = settings
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         if old.portal != settings.portal and self.client is not None:
-            self.client.auth = WebhookAuth(self.webhook_url or "http://unconfigured.invalid/rest/0/none/")
+            self.client.auth = self._make_auth()
             self.client.bucket = LeakyBucket(*settings.portal.bucket)
             self._pipelines = None
-            if self.worker is not None and self.webhook_url:
+            if self.worker is not None and self.has_credentials():
                 self.worker.resume()
         if old.listener != settings.listener:
             self.restart_listener()
@@ -271,7 +356,11 @@ class Monitor:
             status = EventStatus.QUEUED
         else:
             status = EventStatus.IGNORED
-            if event.event not in APP_EVENTS:
+            if event.event == "ONAPPUNINSTALL" and self.oauth is not None:
+                self.oauth.forget("the app was uninstalled from the portal")
+            elif event.event == "ONAPPINSTALL":
+                self._store_install(event.fields)
+            elif event.event not in APP_EVENTS:
                 log.info("ignored event %s from %s", event.event, remote_addr)
         assert self.state is not None
         records = self.state.add_events(
@@ -336,9 +425,9 @@ class Monitor:
         if listening:
             ls = self.settings.listener
             url = ls.public_url or f"http://{ls.host}:{listener.port}{ls.path}"
-        auth_state = "ok" if self.webhook_url else "no_credentials"
-        if self._last_error and any(
-            code in self._last_error for code in BitrixError.AUTH_CODES
+        auth_state = "ok" if self.has_credentials() else "no_credentials"
+        if (self.oauth is not None and self.oauth.needs_reauthorization) or (
+            self._last_error and any(code in self._last_error for code in BitrixError.AUTH_CODES)
         ):
             auth_state = "reauthorize"
         silent = self.scheduler.events_silent if self.scheduler else False
@@ -409,37 +498,40 @@ class Monitor:
         self._job_cancel.set()
 
     def _resync_all(self) -> None:
-        assert self.reconciler is not None and self.client is not None
+        assert self.reconciler is not None and self.client is not None and self.state is not None
         started = time.monotonic()
+        cursor = int(self.state.get_value(RESYNC_CURSOR) or 0)
         total = None
-        try:
-            total = self.client.call("crm.deal.list", {"select": ["ID"], "start": 0}).total
+        try:  # one request buys the progress bar, the ETA and right-sized batches
+            total = self.client.call(
+                "crm.deal.list", {"select": ["ID"], "filter": {">ID": cursor}, "start": 0}
+            ).total
         except BitrixError as exc:
             log.warning("could not count deals: %s", exc)
+        sink = self.sink
 
         class _ProgressSink(FanoutSink):
-            def progress_changed(inner, progress: Progress) -> None:  # noqa: N805
+            def progress_changed(self, progress: Progress) -> None:
                 elapsed = time.monotonic() - started
                 eta = None
                 if total and progress.done:
                     eta = elapsed / progress.done * max(0, total - progress.done)
-                self.sink.progress_changed(
-                    Progress("resync", progress.done, total, eta_seconds=eta)
-                )
+                sink.progress_changed(Progress("resync", progress.done, total, eta_seconds=eta))
 
-        proxy = _ProgressSink(self.sink)
         reconciler = Reconciler(
-            self.client, self.state, proxy, on_queued=self.worker.wake if self.worker else None
+            self.client, self.state, _ProgressSink(sink),
+            on_queued=self.worker.wake if self.worker else None,
         )
         try:
             result = reconciler.run(
-                full=True, cancel=self._job_cancel, job="resync", cursor_key="resync.cursor"
+                full=True, cancel=self._job_cancel, job="resync", cursor_key=RESYNC_CURSOR,
+                expected=total,
             )
         except (BitrixError, TargetError) as exc:
-            self.sink.progress_changed(Progress("resync", 0, total, finished=True, error=str(exc)))
+            sink.progress_changed(Progress("resync", 0, total, finished=True, error=str(exc)))
             return
         cancelled = self._job_cancel.is_set()
-        self.sink.progress_changed(
+        sink.progress_changed(
             Progress("resync", result.listed, total, finished=True, cancelled=cancelled)
         )
 
@@ -449,7 +541,7 @@ class Monitor:
         self.publish_status(force=True)
 
     def resume(self) -> None:
-        if self.worker is not None and self.webhook_url:
+        if self.worker is not None and self.has_credentials():
             self.worker.resume()
         self.publish_status(force=True)
 
@@ -505,6 +597,64 @@ class Monitor:
     def history(self, deal_id: int) -> list[HistoryEntry]:
         assert self.state is not None
         return self.state.history(deal_id)
+
+    # -- app mode -----------------------------------------------------------------------------------
+    def authorize(self, code: str) -> None:
+        """Finish the OAuth authorization-code step (code from the portal's redirect)."""
+        if self.oauth is None:
+            raise DealMonitorError("OAuth is not configured", "Set portal.client_id and portal_url.")
+        self.oauth.exchange_code(code)
+        self._last_error = ""
+        if self.worker is not None:
+            self.worker.resume()
+        self.reconcile_now()
+        self.publish_status(force=True)
+
+    def handlers(self) -> list[dict]:
+        """``event.get``: the handlers bound for this app."""
+        assert self.client is not None
+        reply = self.client.call("event.get")
+        return [h for h in (reply.result or []) if isinstance(h, dict)]
+
+    def bind_handlers(self, offline: bool = False) -> list[str]:
+        """Bind the deal events to the public URL (and offline, if asked); returns what was done."""
+        assert self.client is not None
+        done = []
+        url = self.settings.listener.public_url
+        if not offline and not url:
+            raise DealMonitorError(
+                "listener.public_url is not set",
+                "Bitrix24 must reach the listener from the internet: set the tunnel's URL.",
+            )
+        existing = self.handlers()
+        for name in sorted(DEAL_EVENTS):
+            if offline:
+                params = {"event": name, "event_type": "offline"}
+                if self.settings.portal.auth_connector:
+                    params["auth_connector"] = self.settings.portal.auth_connector
+                if any(h.get("event", "").upper() == name and h.get("offline") in (1, "1") for h in existing):
+                    done.append(f"{name}: offline already bound")
+                    continue
+            else:
+                params = {"event": name, "handler": url}
+                if any(h.get("event", "").upper() == name and h.get("handler") == url for h in existing):
+                    done.append(f"{name}: already bound to {url}")
+                    continue
+            self.client.call("event.bind", params)
+            done.append(f"{name}: bound" + (" (offline)" if offline else f" to {url}"))
+        return done
+
+    def unbind_handlers(self) -> int:
+        """Remove this app's deal-event handlers (online and offline); returns how many."""
+        assert self.client is not None
+        count = 0
+        for name in sorted(DEAL_EVENTS):
+            for params in ({"event": name}, {"event": name, "event_type": "offline",
+                                              "auth_connector": self.settings.portal.auth_connector}):
+                reply = self.client.call("event.unbind", params)
+                if isinstance(reply.result, dict):
+                    count += int(reply.result.get("count") or 0)
+        return count
 
     def test_portal(self) -> str:
         """One cheap call to the portal; returns "" when it works, else what is wrong."""

@@ -270,12 +270,15 @@ class BitrixClient:
         select: Sequence[str] = DEAL_SELECT,
         after_id: int = 0,
         pages_per_batch: int = BATCH_LIMIT,
+        expected: int | None = None,
     ) -> Iterator[list[dict]]:
         """Yield every matching deal in ID order, a list per request.
 
         The first request reads one plain page; if it is full, later requests chain
         ``pages_per_batch`` fast pages in one ``batch`` through ``$result[pN][49][ID]``.
-        ``after_id`` resumes an interrupted listing.
+        ``after_id`` resumes an interrupted listing. ``expected`` (a count the caller already
+        has) sizes the last batch, so it does not chain pages that cannot exist: each of those
+        would still run, fail, and be charged to the method's operating budget.
         """
         base_filter = dict(filter or {})
         params = {
@@ -290,9 +293,14 @@ class BitrixClient:
             yield page
         exhausted = len(page) < PAGE_SIZE
         last_id = int(page[-1]["ID"]) if page else after_id
+        listed = len(page)
         while not exhausted:
+            pages = pages_per_batch
+            if expected is not None:
+                # one page more than the count says, in case deals were added meanwhile
+                pages = max(1, min(pages, -(-max(0, expected - listed) // PAGE_SIZE) + 1))
             commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
-            for n in range(pages_per_batch):
+            for n in range(pages):
                 ref = last_id if n == 0 else f"$result[p{n - 1}][{PAGE_SIZE - 1}][ID]"
                 commands[f"p{n}"] = (
                     "crm.deal.list",
@@ -300,7 +308,7 @@ class BitrixClient:
                 )
             batch = self.batch(commands)
             rows: list[dict] = []
-            for n in range(pages_per_batch):
+            for n in range(pages):
                 page = batch.results.get(f"p{n}")
                 if not isinstance(page, list):
                     if n == 0:
@@ -314,6 +322,7 @@ class BitrixClient:
                     break
             if rows:
                 last_id = int(rows[-1]["ID"])
+                listed += len(rows)
                 yield rows
 
 

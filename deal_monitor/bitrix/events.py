@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import phpform
@@ -66,16 +67,30 @@ def read_event(
     expected_token: str,
     member_id: str = "",
     domain: str = "",
+    install_check: Callable[[dict], bool] | None = None,
 ) -> IncomingEvent:
-    """Parse and verify an event body; raise :class:`Rejection` with the HTTP status to send."""
+    """Parse and verify an event body; raise :class:`Rejection` with the HTTP status to send.
+
+    ``install_check`` vouches for an ``ONAPPINSTALL`` that carries a token we do not know
+    yet (the install is where the app learns it); it must prove the event by a REST call with
+    the event's own access token against the configured portal.
+    """
     try:
         form = phpform.decode(body, max_fields=64, max_depth=3)
     except phpform.FormError as exc:
         raise Rejection(400, f"malformed body: {exc}") from None
     token = phpform.get_path(form, "auth", "application_token")
-    if not expected_token:
+    installing = (
+        phpform.get_path(form, "event") == "ONAPPINSTALL"
+        and install_check is not None
+        and not token_matches(token, expected_token)
+    )
+    if installing:
+        if not install_check(form):
+            raise Rejection(401, "install event could not be verified")
+    elif not expected_token:
         raise Rejection(401, "application token is not configured")
-    if not token_matches(token, expected_token):
+    elif not token_matches(token, expected_token):
         raise Rejection(401, "wrong application token")
     sender_member = phpform.get_path(form, "auth", "member_id") or ""
     if member_id and not hmac.compare_digest(sender_member.lower(), member_id.lower()):

@@ -29,6 +29,7 @@ class Verification:
     application_token: str
     member_id: str = ""
     domain: str = ""
+    install_check: Callable[[dict], bool] | None = None
 
 
 class Intake(Protocol):
@@ -105,9 +106,9 @@ class ListenerApp:
             return self._reply(start_response, 503, "cannot store the event now")
         return self._reply(start_response, 200, "OK")
 
-    def _verification_args(self) -> tuple[str, str, str]:
+    def _verification_args(self) -> tuple:
         v = self.verification()
-        return v.application_token, v.member_id, v.domain
+        return v.application_token, v.member_id, v.domain, v.install_check
 
     def _check_request(self, environ: dict, remote: str) -> tuple[int, str]:
         """Checks that need no body: sender network, media type, size."""

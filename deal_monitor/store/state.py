@@ -350,6 +350,20 @@ class StateStore:
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
+    def ready_deal_count(self, now: datetime | None = None) -> int:
+        """Deals with queued rows not held back by a retry backoff (due or still settling)."""
+        now = now or utcnow()
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count(func.distinct(inbox.c.deal_id))).where(
+                    and_(
+                        inbox.c.status == "queued",
+                        inbox.c.deal_id.is_not(None),
+                        inbox.c.next_attempt_at <= now,
+                    )
+                )
+            ).scalar_one()
+
     def queued_rows(self, deal_ids: Iterable[int]) -> dict[int, list[InboxRow]]:
         ids = list(deal_ids)
         result: dict[int, list[InboxRow]] = {i: [] for i in ids}
@@ -511,6 +525,18 @@ class StateStore:
         if row is None:
             return {}, False, None
         return json.loads(row.fields or "{}"), bool(row.in_target), DealState(row.state)
+
+    def offline_rows(self, process_id: str) -> list[tuple[str, str]]:
+        """(message id, status) of the inbox rows that came from one offline reservation."""
+        with self.engine.connect() as conn:
+            return [
+                (r[0] or "", r[1])
+                for r in conn.execute(
+                    select(inbox.c.offline_message_id, inbox.c.status).where(
+                        inbox.c.offline_process_id == process_id
+                    )
+                )
+            ]
 
     # -- reads for the GUI, CLI and /healthz ----------------------------------------------------
     def inbox_depth(self) -> int:

@@ -58,6 +58,7 @@ class Reconciler:
         job: str = "reconcile",
         after_id: int = 0,
         cursor_key: str | None = None,
+        expected: int | None = None,
     ) -> ReconcileResult:
         """List changed deals (all deals when ``full``) and queue the ones not yet synced.
 
@@ -65,9 +66,9 @@ class Reconciler:
         interrupted full listing resumes where it stopped.
         """
         with self._lock:
-            return self._run(full, cancel, job, after_id, cursor_key)
+            return self._run(full, cancel, job, after_id, cursor_key, expected)
 
-    def _run(self, full, cancel, job, after_id, cursor_key) -> ReconcileResult:
+    def _run(self, full, cancel, job, after_id, cursor_key, expected) -> ReconcileResult:
         watermark = None if full else self.state.get_value(WATERMARK_KEY)
         deal_filter = {}
         if watermark:
@@ -79,7 +80,7 @@ class Reconciler:
         listed = queued = unannounced = 0
         portal_start: str | None = None
         known = self._known_versions()
-        for page in self.client.iter_deal_pages(deal_filter, after_id=after_id):
+        for page in self.client.iter_deal_pages(deal_filter, after_id=after_id, expected=expected):
             if portal_start is None:
                 portal_start = self.client.last_time.get("date_start")
             listed += len(page)
@@ -118,6 +119,35 @@ class Reconciler:
             self.state.set_value(WATERMARK_KEY, portal_start)
         log.info("%s: %d listed, %d queued, %d not announced", job, listed, queued, unannounced)
         return ReconcileResult(listed, queued, unannounced, portal_start)
+
+    def find_deleted(self, cancel: threading.Event | None = None) -> int:
+        """Deletion catch-up: deals the target holds that the portal no longer lists.
+
+        Only IDs are listed (fast paging); each missing deal is queued for a read, and the
+        worker marks it deleted only if the portal answers "Not found" — a deal created after
+        the listing just costs one extra read.
+        """
+        with self._lock:
+            portal_ids: set[int] = set()
+            for page in self.client.iter_deal_pages({}, select=("ID",)):
+                portal_ids.update(int(row["ID"]) for row in page if str(row.get("ID", "")).isdigit())
+                if cancel is not None and cancel.is_set():
+                    return 0
+            missing = sorted(self.state.target_ids() - portal_ids)
+            stored = self.state.add_events(
+                [
+                    NewEvent(event="CHECK_DELETED", deal_id=deal_id, source=Source.RECONCILE,
+                             dedup_key=f"gone|{deal_id}")
+                    for deal_id in missing
+                ]
+            )
+            for record in stored:
+                self.sink.event_received(record)
+            if stored:
+                self.on_queued()
+            if missing:
+                log.info("deletion check: %d deal(s) to confirm", len(missing))
+            return len(stored)
 
     def _known_versions(self) -> dict[int, tuple[datetime | None, str]]:
         return self.state.versions()

@@ -58,6 +58,7 @@ class Scheduler:
 
     def _run(self) -> None:
         due = time.monotonic()  # once at start
+        deletion_due = due if self._deletion_interval() != float("inf") else float("inf")
         wall, mono = time.time(), time.monotonic()
         while not self._stop.is_set():
             now_wall, now_mono = time.time(), time.monotonic()
@@ -68,28 +69,50 @@ class Scheduler:
             interval = self._interval()
             if self._now.is_set() or (now_mono >= due and (interval > 0 or self.runs == 0)):
                 self._now.clear()
-                self._reconcile()
-                due = time.monotonic() + (interval if interval > 0 else float("inf"))
+                if self._reconcile():
+                    due = time.monotonic() + (interval if interval > 0 else float("inf"))
+                else:  # no credentials yet, or the portal failed: try again soon
+                    due = time.monotonic() + min(TICK_S * 6, interval or TICK_S * 6)
+                if self.runs and time.monotonic() >= deletion_due:
+                    self._check_deleted()
+                    deletion_due = time.monotonic() + self._deletion_interval()
             wait = TICK_S if due == float("inf") else min(TICK_S, max(0.0, due - time.monotonic()))
             self._now.wait(wait)
 
-    def _reconcile(self) -> None:
-        monitor = self.monitor
-        if monitor.reconciler is None or not monitor.webhook_url:
+    def _deletion_interval(self) -> float:
+        minutes = self.monitor.settings.sync.deletion_check_minutes
+        return minutes * 60.0 if minutes > 0 else float("inf")
+
+    def _check_deleted(self) -> None:
+        reconciler = self.monitor.reconciler
+        if reconciler is None:
             return
+        try:
+            reconciler.find_deleted(cancel=self._stop)
+        except Cancelled:
+            return
+        except (BitrixError, TargetError) as exc:
+            log.warning("deletion check failed: %s", exc)
+
+    def _reconcile(self) -> bool:
+        """One reconciliation; False when it could not run (it is then retried soon)."""
+        monitor = self.monitor
+        if monitor.reconciler is None or not monitor.has_credentials():
+            return False
         try:
             result = monitor.reconciler.run(cancel=self._stop)
         except Cancelled:
-            return
+            return False
         except (BitrixError, TargetError) as exc:
             log.warning("reconciliation failed: %s", exc)
             monitor._last_error = f"reconciliation: {exc}"
             monitor.publish_status(force=True)
-            return
+            return False
         self.runs += 1
         self.last_result = result
         self._watch_silence(result.unannounced)
         monitor.publish_status(force=True)
+        return True
 
     def _watch_silence(self, unannounced: int) -> None:
         if self.runs <= 1:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..bitrix.client import BitrixClient
+from ..bitrix.client import BATCH_LIMIT, BitrixClient
 from ..bitrix.deal import DealFormatError, parse_deal
 from ..bitrix.stages import StageFilter
 from ..bitrix.throttle import Cancelled
@@ -179,6 +180,7 @@ class SyncWorker:
         ids = self.state.due_deals(self.options.debounce, self.options.max_delay)
         if not ids:
             return False
+        ids = self._gather(ids)
         self.passes += 1
         rows = {deal_id: r for deal_id, r in self.state.queued_rows(ids).items() if r}
         error = ""
@@ -190,6 +192,22 @@ class SyncWorker:
             error = str(exc)
         self.on_pass(error)
         return True
+
+    def _gather(self, ids: list[int]) -> list[int]:
+        """In a storm, wait a moment for a fuller batch: one request reads 50 deals.
+
+        When more deals are queued than are due, events are still arriving and settling;
+        waiting up to half of ``max_delay`` lets them join this pass instead of costing a
+        request each. A lone event (nothing else queued) goes at once.
+        """
+        deadline = time.monotonic() + self.options.max_delay / 2
+        step = max(0.05, min(self.options.debounce / 2, 0.25))
+        while len(ids) < BATCH_LIMIT and time.monotonic() < deadline and not self._stop.is_set():
+            if self.state.ready_deal_count() <= len(ids):
+                break
+            self._stop.wait(step)
+            ids = self.state.due_deals(self.options.debounce, self.options.max_delay)
+        return ids
 
     def _process(self, rows: dict[int, list[InboxRow]]) -> tuple[list[OutcomeWrite], set[int]]:
         raw: dict[int, dict] = {}

@@ -1,0 +1,160 @@
+"""The offline-event puller (OAuth app mode): a change feed that needs no public URL.
+
+With ``event.bind event_type=offline`` the portal queues one row per changed deal. The puller
+reserves a batch (``event.offline.get clear=0``, which returns a ``process_id``), records the
+``process_id`` in the state DB before anything else, puts the rows into the inbox, and only
+when the worker has committed them to the target clears them (``event.offline.clear``) —
+rows that failed for good are marked with ``event.offline.error`` instead. A batch reserved
+before a crash is read again by its ``process_id`` at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from ..bitrix.client import BitrixClient
+from ..bitrix.events import DEAL_EVENTS, parse_id
+from ..bitrix.throttle import Cancelled
+from ..errors import BitrixError
+from ..model import EventSink, EventStatus, Source
+from ..store.state import NewEvent, StateStore
+
+log = logging.getLogger(__name__)
+
+PROCESS_KEY = "offline.process_id"
+DONE = {EventStatus.SYNCED.value, EventStatus.SKIPPED.value, EventStatus.DELETED.value,
+        EventStatus.IGNORED.value}
+
+
+class OfflinePuller:
+    def __init__(
+        self,
+        client: BitrixClient,
+        state: StateStore,
+        sink: EventSink,
+        connector: str,
+        interval: float = 5.0,
+        on_queued: Callable[[], None] | None = None,
+        limit: int = 50,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.sink = sink
+        self.connector = connector
+        self.interval = interval
+        self.on_queued = on_queued or (lambda: None)
+        self.limit = limit
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error = ""
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="offline-puller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.step()
+                self.last_error = ""
+            except Cancelled:
+                return
+            except BitrixError as exc:
+                self.last_error = str(exc)
+                log.warning("offline events: %s", exc)
+                busy = False
+            if not busy:
+                self._stop.wait(self.interval)
+            else:
+                self._stop.wait(0.2)
+
+    def _params(self, **extra) -> dict:
+        params = dict(extra)
+        if self.connector:
+            params["auth_connector"] = self.connector
+        return params
+
+    def step(self) -> bool:
+        """One step: settle the reserved batch if it is done, else reserve a new one.
+
+        Returns True while there is work in flight (call again soon).
+        """
+        process_id = self.state.get_value(PROCESS_KEY)
+        if process_id:
+            return self._settle(process_id)
+        reply = self.client.call(
+            "event.offline.get", self._params(clear=0, limit=self.limit)
+        )
+        result = reply.result if isinstance(reply.result, dict) else {}
+        events = result.get("events") or []
+        process_id = result.get("process_id")
+        if not events or not process_id:
+            return False
+        self.state.set_value(PROCESS_KEY, str(process_id))  # before anything else
+        self._enqueue(str(process_id), events)
+        return True
+
+    def _enqueue(self, process_id: str, rows: list) -> None:
+        events = []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            name = str(row.get("EVENT_NAME") or "").upper()
+            data = row.get("EVENT_DATA") if isinstance(row.get("EVENT_DATA"), dict) else {}
+            fields = data.get("FIELDS") if isinstance(data.get("FIELDS"), dict) else {}
+            deal_id = parse_id(str(fields.get("ID") or ""))
+            message_id = str(row.get("MESSAGE_ID") or "")
+            deal_event = name in DEAL_EVENTS and deal_id is not None
+            events.append(
+                NewEvent(
+                    event=name or "UNKNOWN",
+                    deal_id=deal_id if deal_event else None,
+                    source=Source.OFFLINE,
+                    dedup_key=f"offline|{process_id}|{message_id}",
+                    status=EventStatus.QUEUED if deal_event else EventStatus.IGNORED,
+                    offline_process_id=process_id,
+                    offline_message_id=message_id,
+                )
+            )
+        stored = self.state.add_events(events)
+        for record in stored:
+            self.sink.event_received(record)
+        if stored:
+            self.on_queued()
+
+    def _settle(self, process_id: str) -> bool:
+        rows = self.state.offline_rows(process_id)
+        if not rows:
+            # crashed between reserving and queueing: read the reservation again
+            reply = self.client.call(
+                "event.offline.get", self._params(process_id=process_id, clear=0, limit=self.limit)
+            )
+            result = reply.result if isinstance(reply.result, dict) else {}
+            events = result.get("events") or []
+            if not events:
+                self.state.set_value(PROCESS_KEY, None)
+                return False
+            self._enqueue(process_id, events)
+            return True
+        if any(status == EventStatus.QUEUED.value for _, status in rows):
+            return True  # the worker has not finished them yet
+        failed = [m for m, status in rows if status not in DONE and m]
+        done = [m for m, status in rows if status in DONE and m]
+        if failed:
+            self.client.call("event.offline.error", {"process_id": process_id, "message_id": failed})
+        if done:
+            self.client.call(
+                "event.offline.clear", self._params(process_id=process_id, message_id=done)
+            )
+        self.state.set_value(PROCESS_KEY, None)
+        log.info("offline batch settled: %d cleared, %d marked as errors", len(done), len(failed))
+        return True
