@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import faultpoints, paths
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
@@ -101,6 +101,7 @@ class Monitor:
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         self._last_error = ""
         self._last_sync_at: datetime | None = None
+        self._last_event_at: datetime | None = None
         self._listen_error = ""
         self._job: threading.Thread | None = None
         self._job_cancel = threading.Event()
@@ -258,6 +259,7 @@ class Monitor:
             state = StateStore(engine)
             state.create()
         state.prune()
+        self._last_event_at = state.last_event_at()
         self.state = state
 
     def _move_aside_state(self) -> None:
@@ -377,6 +379,9 @@ class Monitor:
                 )
             ]
         )
+        faultpoints.reach("after_inbox_commit")
+        if records:
+            self._last_event_at = records[-1].received_at
         for record in records:
             self.sink.event_received(record)
         if records and status == EventStatus.QUEUED and self.worker is not None:
@@ -438,7 +443,7 @@ class Monitor:
             paused=self.worker.paused if self.worker else False,
             inbox_depth=state.inbox_depth() if state else 0,
             failed_count=state.failed_count() if state else 0,
-            last_event_at=state.last_event_at() if state else None,
+            last_event_at=self._last_event_at,
             last_sync_at=self._last_sync_at,
             last_error=self._last_error,
             rate_budget=self.client.bucket.available() if self.client else 0.0,

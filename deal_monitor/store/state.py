@@ -137,6 +137,13 @@ kv = Table(
 REJECTIONS_KEPT = 2000
 
 
+def _dialect_insert(conn):
+    """The dialect's INSERT with ON CONFLICT (the state DB is SQLite or PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
 def fields_hash(fields: dict) -> str:
     """A fingerprint of a deal's raw fields.
 
@@ -248,54 +255,85 @@ class StateStore:
     def add_events(self, events: Sequence[NewEvent]) -> list[EventRecord]:
         """Commit events to the inbox; returns the rows stored (duplicates are left out).
 
-        A duplicate is an event whose ``dedup_key`` matches a row still queued: the same
-        delivery posted again before we got to it.
+        A duplicate is an event whose ``dedup_key`` matches a row still queued (or an earlier
+        one in the same call): the same delivery posted again before we got to it.
         """
         now = utcnow()
-        stored: list[EventRecord] = []
         with self.writer.begin() as conn:
+            taken = self._queued_keys(conn, [e.dedup_key for e in events if e.dedup_key])
+            fresh: list[NewEvent] = []
             for ev in events:
-                if ev.dedup_key and conn.execute(
-                    select(inbox.c.id).where(
-                        and_(inbox.c.dedup_key == ev.dedup_key, inbox.c.status == "queued")
+                if ev.dedup_key:
+                    if ev.dedup_key in taken:
+                        continue
+                    taken.add(ev.dedup_key)
+                fresh.append(ev)
+            if not fresh:
+                return []
+            rows = [self._inbox_values(ev, now) for ev in fresh]
+            try:
+                with conn.begin_nested():
+                    result = conn.execute(
+                        insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True), rows
                     )
-                ).first():
-                    continue
-                values = {
-                    "received_at": now,
-                    "source": ev.source.value,
-                    "event": ev.event,
-                    "deal_id": ev.deal_id,
-                    "handler_id": ev.handler_id,
-                    "ts": ev.ts,
-                    "dedup_key": ev.dedup_key,
-                    "status": ev.status.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "error": "",
-                    "remote_addr": ev.remote_addr,
-                    "payload": json.dumps(ev.payload, ensure_ascii=False) if ev.payload else None,
-                    "offline_process_id": ev.offline_process_id,
-                    "offline_message_id": ev.offline_message_id,
-                    "done_at": now if ev.status != EventStatus.QUEUED else None,
-                }
-                try:
-                    with conn.begin_nested():
-                        row_id = conn.execute(insert(inbox).values(**values)).inserted_primary_key[0]
-                except IntegrityError:  # a concurrent twin won the race (PostgreSQL)
-                    continue
-                stored.append(
-                    EventRecord(
-                        id=row_id,
-                        received_at=from_db_time(now),
-                        event=ev.event,
-                        deal_id=ev.deal_id,
-                        source=ev.source,
-                        status=ev.status,
-                        remote_addr=ev.remote_addr,
+                    ids = [r[0] for r in result]
+            except IntegrityError:
+                # a concurrent twin (another instance on a shared PostgreSQL inbox) won a race:
+                # insert one by one and leave out the losers
+                ids = []
+                kept = []
+                for ev, values in zip(fresh, rows, strict=True):
+                    try:
+                        with conn.begin_nested():
+                            ids.append(conn.execute(insert(inbox).values(**values)).inserted_primary_key[0])
+                            kept.append(ev)
+                    except IntegrityError:
+                        continue
+                fresh = kept
+        received = from_db_time(now)
+        return [
+            EventRecord(
+                id=row_id, received_at=received, event=ev.event, deal_id=ev.deal_id,
+                source=ev.source, status=ev.status, remote_addr=ev.remote_addr,
+            )
+            for row_id, ev in zip(ids, fresh, strict=True)
+        ]
+
+    @staticmethod
+    def _queued_keys(conn, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            found.update(
+                r[0]
+                for r in conn.execute(
+                    select(inbox.c.dedup_key).where(
+                        and_(inbox.c.dedup_key.in_(chunk), inbox.c.status == "queued")
                     )
                 )
-        return stored
+            )
+        return found
+
+    @staticmethod
+    def _inbox_values(ev: NewEvent, now: datetime) -> dict[str, Any]:
+        return {
+            "received_at": now,
+            "source": ev.source.value,
+            "event": ev.event,
+            "deal_id": ev.deal_id,
+            "handler_id": ev.handler_id,
+            "ts": ev.ts,
+            "dedup_key": ev.dedup_key,
+            "status": ev.status.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "error": "",
+            "remote_addr": ev.remote_addr,
+            "payload": json.dumps(ev.payload, ensure_ascii=False) if ev.payload else None,
+            "offline_process_id": ev.offline_process_id,
+            "offline_message_id": ev.offline_message_id,
+            "done_at": now if ev.status != EventStatus.QUEUED else None,
+        }
 
     def add_rejection(self, remote_addr: str, http_status: int, reason: str) -> EventRecord:
         """Record a refused request (bounded: only the newest rows are kept)."""
@@ -455,60 +493,87 @@ class StateStore:
         """After the target commit: snapshots, timeline entries and inbox rows, one transaction."""
         now = utcnow()
         records: list[EventRecord] = []
+        history_rows = [
+            {
+                "deal_id": out.deal_id,
+                "at": now,
+                "kind": kind,
+                "text": text_,
+                "changes": json.dumps([[c.field, c.old, c.new] for c in changes], ensure_ascii=False),
+            }
+            for out in outcomes
+            for kind, text_, changes in out.history
+        ]
         with self.writer.begin() as conn:
+            self._save_views(conn, [out for out in outcomes if out.view is not None])
+            if history_rows:
+                conn.execute(insert(deal_history), history_rows)
+            finished: dict[tuple[EventStatus, str], list[int]] = {}
+            retried: dict[tuple[str, float], list[int]] = {}
             for out in outcomes:
-                if out.view is not None:
-                    self._save_view(conn, out)
-                for kind, text_, changes in out.history:
-                    conn.execute(
-                        insert(deal_history).values(
-                            deal_id=out.deal_id,
-                            at=now,
-                            kind=kind,
-                            text=text_,
-                            changes=json.dumps(
-                                [[c.field, c.old, c.new] for c in changes], ensure_ascii=False
-                            ),
-                        )
-                    )
                 if out.retry_delay is None:
-                    records.extend(self._finish(conn, out.row_ids, out.status, out.error))
+                    finished.setdefault((out.status, out.error), []).extend(out.row_ids)
                 else:
-                    records.extend(self._retry(conn, out.row_ids, out.error, out.retry_delay))
+                    retried.setdefault((out.error, out.retry_delay), []).extend(out.row_ids)
+            for (status, error), row_ids in finished.items():
+                records.extend(self._finish(conn, row_ids, status, error))
+            for (error, delay), row_ids in retried.items():
+                records.extend(self._retry(conn, row_ids, error, delay))
         return records
 
-    @staticmethod
-    def _save_view(conn, out: OutcomeWrite) -> None:
-        view = out.view
-        assert view is not None
-        values = {
-            "title": view.title,
-            "stage_id": view.stage_id,
-            "category_id": view.category_id,
-            "amount": str(view.amount),
-            "currency_id": view.currency_id,
-            "close_date": view.close_date,
-            "date_modify": to_db_time(view.date_modify),
-            "synced_at": to_db_time(view.synced_at),
-            "state": view.state.value,
-            "error": view.error,
-        }
-        if out.fields is not None:
-            values["fields"] = json.dumps(out.fields, ensure_ascii=False, default=str)
-            values["fields_hash"] = fields_hash(out.fields)
-        if out.in_target is not None:
-            values["in_target"] = out.in_target
-        exists = conn.execute(
-            select(deal_state.c.deal_id).where(deal_state.c.deal_id == out.deal_id)
-        ).first()
-        if exists:
-            conn.execute(
-                update(deal_state).where(deal_state.c.deal_id == out.deal_id).values(**values)
+    def _save_views(self, conn, outcomes: Sequence[OutcomeWrite]) -> None:
+        """Upsert deal snapshots in bulk; a None ``fields``/``in_target`` keeps the stored one."""
+        groups: dict[tuple[bool, bool], list[dict]] = {}
+        for out in outcomes:
+            view = out.view
+            assert view is not None
+            row = {
+                "deal_id": out.deal_id,
+                "title": view.title,
+                "stage_id": view.stage_id,
+                "category_id": view.category_id,
+                "amount": str(view.amount),
+                "currency_id": view.currency_id,
+                "close_date": view.close_date,
+                "date_modify": to_db_time(view.date_modify),
+                "synced_at": to_db_time(view.synced_at),
+                "state": view.state.value,
+                "error": view.error,
+                "fields": "{}",
+                "fields_hash": "",
+                "in_target": bool(out.in_target),
+            }
+            if out.fields is not None:
+                row["fields"] = json.dumps(out.fields, ensure_ascii=False, default=str)
+                row["fields_hash"] = fields_hash(out.fields)
+            groups.setdefault((out.fields is not None, out.in_target is not None), []).append(row)
+        for (has_fields, has_in_target), rows in groups.items():
+            keep = set()
+            if not has_fields:
+                keep |= {"fields", "fields_hash"}
+            if not has_in_target:
+                keep.add("in_target")
+            stmt = _dialect_insert(conn)(deal_state)
+            columns = [c for c in rows[0] if c != "deal_id" and c not in keep]
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[deal_state.c.deal_id],
+                set_={c: stmt.excluded[c] for c in columns},
             )
-        else:
-            values.setdefault("in_target", False)
-            values.setdefault("fields", "{}")
-            conn.execute(insert(deal_state).values(deal_id=out.deal_id, **values))
+            conn.execute(stmt, rows)
+
+    def snapshots(self, deal_ids: Sequence[int]) -> dict[int, tuple[dict, bool]]:
+        """(last raw fields, whether the target has it) for several deals at once."""
+        found: dict[int, tuple[dict, bool]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(deal_ids), 500):
+                chunk = list(deal_ids[start : start + 500])
+                for r in conn.execute(
+                    select(deal_state.c.deal_id, deal_state.c.fields, deal_state.c.in_target).where(
+                        deal_state.c.deal_id.in_(chunk)
+                    )
+                ):
+                    found[r.deal_id] = (json.loads(r.fields or "{}"), bool(r.in_target))
+        return found
 
     def add_history(self, deal_id: int, kind: str, text_: str) -> None:
         with self.writer.begin() as conn:

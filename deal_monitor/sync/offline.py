@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .. import faultpoints
 from ..bitrix.client import BitrixClient
 from ..bitrix.events import DEAL_EVENTS, parse_id
 from ..bitrix.throttle import Cancelled
@@ -100,6 +101,7 @@ class OfflinePuller:
         if not events or not process_id:
             return False
         self.state.set_value(PROCESS_KEY, str(process_id))  # before anything else
+        faultpoints.reach("after_offline_reserve")
         self._enqueue(str(process_id), events)
         return True
 

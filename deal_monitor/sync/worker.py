@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .. import faultpoints
 from ..bitrix.client import BATCH_LIMIT, BitrixClient
 from ..bitrix.deal import DealFormatError, parse_deal
 from ..bitrix.stages import StageFilter
@@ -221,6 +222,7 @@ class SyncWorker:
         if to_fetch:
             found, fetch_errors = self.client.get_deals(to_fetch)
             raw.update(found)
+            faultpoints.reach("after_fetch")
         outcomes: list[OutcomeWrite] = []
         deals: dict[int, Deal] = {}
         for deal_id, data in raw.items():
@@ -329,9 +331,10 @@ class SyncWorker:
                         stale |= one.stale
                         created |= one.created
         outcomes = []
+        snapshots = self.state.snapshots(list(deals))
         for deal in deals.values():
             deal_rows = rows[deal.id]
-            old_fields, _, _ = self.state.snapshot(deal.id)
+            old_fields = snapshots.get(deal.id, ({}, False))[0]
             fields = dict(deal.fields)
             changes = field_changes(old_fields, fields) if old_fields else ()
             history: list[tuple[str, str, tuple[FieldChange, ...]]] = [
@@ -368,6 +371,7 @@ class SyncWorker:
     def _commit(self, outcomes: list[OutcomeWrite], created: set[int]) -> None:
         if not outcomes:
             return
+        faultpoints.reach("after_target_commit")
         records = self.state.record_outcomes(outcomes)
         by_id: dict[int, EventRecord] = {r.id: r for r in records}
         for out in outcomes:
