@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     bind.add_argument("--offline", action="store_true", help="bind offline events instead")
     sub.add_parser("unbind", help="app mode: remove this app's deal-event handlers")
     sub.add_parser("handlers", help="app mode: list bound handlers (event.get)")
+    preview = sub.add_parser("preview", help="dry run: what syncing these deals would write")
+    preview.add_argument("ids", nargs="+", type=int, help="deal IDs")
     authorize = sub.add_parser("authorize", help="app mode: exchange an authorization code")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
     return parser
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _resync(settings, args)
         if args.command in ("bind", "unbind", "handlers", "authorize"):
             return _app_command(settings, args)
+        if args.command == "preview":
+            return _preview(settings, args.ids)
         return run_headless(settings)
     except DealMonitorError as exc:
         print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
@@ -157,6 +161,32 @@ def _app_command(settings: Settings, args: argparse.Namespace) -> int:
         else:
             for handler in monitor.handlers():
                 print(json.dumps(handler, ensure_ascii=False))
+    finally:
+        monitor.stop()
+    return 0
+
+
+def _preview(settings: Settings, ids: list[int]) -> int:
+    """Print, per deal, the row that would be written and how it differs from the target."""
+    from .service import Monitor
+
+    monitor = Monitor(settings, secrets=_secret_store(), listen=False)
+    monitor.start()
+    monitor.pause()
+    monitor.scheduler.stop()
+    try:
+        for deal_id in ids:
+            try:
+                preview, decision = monitor.preview(deal_id)
+            except DealMonitorError as exc:
+                print(f"deal {deal_id}: {exc} {exc.hint}".strip())
+                continue
+            print(f"deal {deal_id} -> table {preview.table}: {decision}")
+            for column, old, new in preview.changes:
+                was = "" if preview.current is None else f"{old!s} -> "
+                print(f"  {column}: {was}{new!s}")
+            if preview.products or preview.current_products:
+                print(f"  product rows: {len(preview.current_products)} -> {len(preview.products)}")
     finally:
         monitor.stop()
     return 0

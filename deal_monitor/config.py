@@ -89,6 +89,18 @@ class TargetSettings:
 
 
 @dataclass(frozen=True)
+class MappingSettings:
+    """How deals land in the target table (see deal_monitor/mapping)."""
+
+    preset: str = "default"  # default | seed | custom
+    key_column: str = ""  # custom: the column that holds the deal ID ("" = link table)
+    columns: dict = field(default_factory=dict)  # custom: column -> source
+    products: bool = False  # also write crm.deal.productrows into product_table
+    product_table: str = "deal_product"
+    product_columns: dict = field(default_factory=dict)  # "" = the default product columns
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     data_dir: str = ""
     state_url: str = ""
@@ -100,6 +112,7 @@ class Settings:
     listener: ListenerSettings = field(default_factory=ListenerSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
     target: TargetSettings = field(default_factory=TargetSettings)
+    mapping: MappingSettings = field(default_factory=MappingSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
 
     def replace(self, section: str, **changes: Any) -> Settings:
@@ -116,6 +129,7 @@ _SECTIONS: dict[str, type] = {
     "listener": ListenerSettings,
     "sync": SyncSettings,
     "target": TargetSettings,
+    "mapping": MappingSettings,
     "storage": StorageSettings,
 }
 
@@ -138,6 +152,12 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(key, "must be a string")
         return value.strip()
+    if isinstance(default, dict):
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(key, "must be a table of strings")
+        return {k.strip(): v.strip() for k, v in value.items()}
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(key, "must be a list of strings")
@@ -249,9 +269,43 @@ def validate(s: Settings) -> None:
         raise ConfigError("sync.max_attempts", "must be at least 1")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", s.target.table):
         raise ConfigError("target.table", "must be a plain SQL identifier")
+    _validate_mapping(s)
     for key, url in (("target.url", s.target.url), ("storage.state_url", s.storage.state_url)):
         if url and "://" not in url:
             raise ConfigError(key, "must be an SQLAlchemy URL such as sqlite:///path.db")
+
+
+def _validate_mapping(s: Settings) -> None:
+    from .mapping import MappingError, build_mapping
+
+    m = s.mapping
+    identifier = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+    for key, name in (("mapping.key_column", m.key_column), ("mapping.product_table", m.product_table)):
+        if name and not identifier.fullmatch(name):
+            raise ConfigError(key, "must be a plain SQL identifier")
+    for section in ("columns", "product_columns"):
+        for column in getattr(m, section):
+            if not identifier.fullmatch(column):
+                raise ConfigError(f"mapping.{section}.{column}", "must be a plain SQL identifier")
+    try:
+        build_mapping(m.preset, s.target.table, m.columns, m.key_column, m.products,
+                      m.product_table, m.product_columns)
+    except MappingError as exc:
+        text = str(exc)
+        if text.startswith("column "):
+            column = text.split(":", 1)[0].removeprefix("column ")
+            raise ConfigError(f"mapping.columns.{column}", text.split(":", 1)[1].strip()) from None
+        key, _, problem = text.partition(": ")
+        raise ConfigError(key, problem) from None
+
+
+def mapping_of(s: Settings):
+    """The TableMapping these settings describe."""
+    from .mapping import build_mapping
+
+    m = s.mapping
+    return build_mapping(m.preset, s.target.table, m.columns, m.key_column, m.products,
+                         m.product_table, m.product_columns)
 
 
 def to_toml(s: Settings) -> str:
@@ -267,6 +321,9 @@ def to_toml(s: Settings) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}" if items else "{}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import faultpoints, paths
-from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
+from . import config, faultpoints, paths
+from .bitrix.client import PRODUCTS_KEY, BitrixClient, LeakyBucket, WebhookAuth
+from .bitrix.deal import parse_deal
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
@@ -42,8 +43,11 @@ from .model import (
     StatusSnapshot,
 )
 from .store.engine import make_engine
+from .store.mapped import MappedWriter
+from .store.products import ProductWriter
 from .store.state import NewEvent, StateStore
-from .store.target import TargetWriter
+from .store.target import Preview, TargetWriter
+from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
 from .sync.scheduler import Scheduler
@@ -198,16 +202,16 @@ class Monitor:
     def start(self) -> None:
         """Start everything; a listener that cannot bind is reported, not fatal."""
         self._open_state()
-        target_engine = make_engine(self.where.target_url, synchronous="NORMAL")
-        self.target = TargetWriter(target_engine, self.settings.target.table)
+        self.client = self._make_client()
+        self.target = self._make_target(make_engine(self.where.target_url, synchronous="NORMAL"))
         try:
             self.target.prepare()
         except TargetError as exc:
             if not exc.transient:
+                self.stop()
                 raise
             self._last_error = str(exc)
             log.warning("target not ready yet (%s); events wait in the inbox", exc)
-        self.client = self._make_client()
         self.worker = SyncWorker(
             self.state,
             self.target,
@@ -274,6 +278,18 @@ class Monitor:
                 shutil.move(src, src.with_name(f"{src.name}.corrupt-{stamp}"))
         self._last_error = "state database was corrupt; moved aside, full reconciliation follows"
         log.error(self._last_error)
+
+    def _make_target(self, engine) -> TargetWriter | MappedWriter:
+        mapping = config.mapping_of(self.settings)
+        products = (
+            ProductWriter(engine, mapping.product_table, mapping.product_columns)
+            if mapping.products
+            else None
+        )
+        if mapping.preset == "default":
+            return TargetWriter(engine, self.settings.target.table, products)
+        assert self.client is not None
+        return MappedWriter(engine, mapping, PortalLookups(self.client, self.pipelines), products)
 
     def _make_auth(self):
         portal = self.settings.portal
@@ -660,6 +676,44 @@ class Monitor:
                 if isinstance(reply.result, dict):
                     count += int(reply.result.get("count") or 0)
         return count
+
+    def preview(self, deal_id: int) -> tuple[Preview, str]:
+        """The dry run: what syncing this deal now would write, and the decision, without writing."""
+        assert self.client is not None and self.target is not None
+        with_products = self.target.products is not None
+        found, errors = self.client.get_deals([deal_id], with_products=with_products)
+        if deal_id in errors:
+            error = errors[deal_id]
+            raise DealMonitorError(
+                f"deal {deal_id}: {error.description or error.code}",
+                "The deal was deleted in the portal." if error.not_found else error.hint,
+            )
+        raw = dict(found[deal_id])
+        products = raw.pop(PRODUCTS_KEY, None)
+        deal = parse_deal(raw)
+        preview = self.target.preview(deal, products)
+        in_target = bool(self.target.versions([deal_id]))
+        if self._stage_filter.skips(deal.stage_id) and not in_target:
+            decision = f"skip: stage {deal.stage_id} is filtered out"
+        elif preview.stale:
+            decision = "keep: the target already holds newer data"
+        elif not preview.changes:
+            decision = "no change"
+        else:
+            decision = "update" if preview.current is not None else "insert"
+        return preview, decision
+
+    def deal_fields(self) -> list[tuple[str, str, str]]:
+        """(code, label, type) of every deal field, for the mapping page."""
+        assert self.client is not None
+        reply = self.client.call("crm.deal.fields")
+        fields = reply.result if isinstance(reply.result, dict) else {}
+        result = []
+        for code, info in fields.items():
+            info = info if isinstance(info, dict) else {}
+            label = info.get("formLabel") or info.get("listLabel") or info.get("title") or code
+            result.append((code, str(label), str(info.get("type") or "")))
+        return result
 
     def test_portal(self) -> str:
         """One cheap call to the portal; returns "" when it works, else what is wrong."""

@@ -55,7 +55,8 @@ def table_name() -> str:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
         try:
             with engine.begin() as conn:
-                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+                for suffix in ("_product", "_link", ""):
+                    conn.execute(text(f"DROP TABLE IF EXISTS {name}{suffix}"))
         except OperationalError:
             pass
         finally:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BATCH_LIMIT = 50
 PAGE_SIZE = 50
 DEAL_SELECT = ("*", "UF_*")
+PRODUCTS_KEY = "__products__"  # where get_deals puts a deal's product rows
 
 
 class Auth(Protocol):
@@ -232,15 +233,18 @@ class BitrixClient:
         )
 
     # -- deals ---------------------------------------------------------------------------
-    def get_deals(self, ids: Sequence[int]) -> tuple[dict[int, dict], dict[int, BitrixError]]:
+    def get_deals(
+        self, ids: Sequence[int], with_products: bool = False
+    ) -> tuple[dict[int, dict], dict[int, BitrixError]]:
         """Read deals by ID: one ``crm.deal.get``, or batches of 50 for several.
 
         Returns the deals found and, per ID, the error the portal gave for it ("Not found"
-        for deleted deals). A failure of the whole request raises.
+        for deleted deals). A failure of the whole request raises. ``with_products`` reads
+        each deal's product rows in the same batch; they land in ``deal["__products__"]``.
         """
         found: dict[int, dict] = {}
         failed: dict[int, BitrixError] = {}
-        if len(ids) == 1:
+        if len(ids) == 1 and not with_products:
             try:
                 reply = self.call("crm.deal.get", {"id": ids[0]})
             except BitrixError as error:
@@ -251,9 +255,15 @@ class BitrixClient:
                 if isinstance(reply.result, dict):
                     found[ids[0]] = reply.result
             return found, failed
-        for start in range(0, len(ids), BATCH_LIMIT):
-            chunk = ids[start : start + BATCH_LIMIT]
-            reply = self.batch({f"d{i}": ("crm.deal.get", {"id": i}) for i in chunk})
+        per_batch = BATCH_LIMIT // 2 if with_products else BATCH_LIMIT
+        for start in range(0, len(ids), per_batch):
+            chunk = ids[start : start + per_batch]
+            commands: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            for i in chunk:
+                commands[f"d{i}"] = ("crm.deal.get", {"id": i})
+                if with_products:
+                    commands[f"p{i}"] = ("crm.deal.productrows.get", {"id": i})
+            reply = self.batch(commands)
             for deal_id in chunk:
                 key = f"d{deal_id}"
                 if isinstance(reply.results.get(key), dict):
@@ -262,7 +272,28 @@ class BitrixClient:
                     failed[deal_id] = reply.errors[key]
                 else:
                     failed[deal_id] = BitrixError("ERROR_UNEXPECTED_ANSWER", "no result", 502)
+                if with_products and deal_id in found:
+                    rows = reply.results.get(f"p{deal_id}")
+                    if isinstance(rows, list):
+                        found[deal_id] = {**found[deal_id], PRODUCTS_KEY: rows}
+                    else:  # a deal without its rows must not be written as if it had none
+                        del found[deal_id]
+                        failed[deal_id] = reply.errors.get(f"p{deal_id}") or BitrixError(
+                            "ERROR_UNEXPECTED_ANSWER", "no product rows", 502
+                        )
         return found, failed
+
+    def get_product_rows(self, ids: Sequence[int]) -> dict[int, list[dict]]:
+        """Product rows of deals whose fields we already have (batches of 50)."""
+        rows: dict[int, list[dict]] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            reply = self.batch({f"p{i}": ("crm.deal.productrows.get", {"id": i}) for i in chunk})
+            for deal_id in chunk:
+                value = reply.results.get(f"p{deal_id}")
+                if isinstance(value, list):
+                    rows[deal_id] = value
+        return rows
 
     def iter_deal_pages(
         self,

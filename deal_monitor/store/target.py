@@ -10,10 +10,10 @@ floats); dates are the portal's calendar day; ``date_modify`` is stored as naive
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
@@ -25,11 +25,9 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
-    Numeric,
     String,
     Table,
     Text,
-    TypeDecorator,
     case,
     inspect,
     or_,
@@ -42,28 +40,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import TargetError
 from ..model import Deal
 from .engine import WRITE, to_db_time, utcnow
+from .products import ProductWriter
+from .types import ExactDecimal
 
 log = logging.getLogger(__name__)
-
-
-class ExactDecimal(TypeDecorator):
-    """NUMERIC(18,2) where the database has exact decimals; text on SQLite."""
-
-    impl = Numeric(18, 2)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        return str(value) if dialect.name == "sqlite" else Decimal(value)
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else Decimal(str(value))
 
 
 def deal_table(name: str, metadata: MetaData) -> Table:
@@ -75,7 +55,7 @@ def deal_table(name: str, metadata: MetaData) -> Table:
         Column("title", Text, nullable=False),
         Column("stage_id", String(64), nullable=False),
         Column("category_id", Integer, nullable=False),
-        Column("amount", ExactDecimal(), nullable=False),
+        Column("amount", ExactDecimal(18, 2), nullable=False),
         Column("currency_id", String(8), nullable=False),
         Column("close_date", Date),
         Column("comments", Text, nullable=False),
@@ -104,10 +84,61 @@ def row_for(deal: Deal, synced_at: datetime) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What a write would do to one deal, without writing (the dry run)."""
+
+    deal_id: int
+    table: str
+    row: dict[str, Any]
+    current: dict[str, Any] | None
+    changes: tuple[tuple[str, Any, Any], ...]
+    stale: bool
+    products: tuple[dict[str, Any], ...] = ()
+    current_products: tuple[dict[str, Any], ...] = ()
+
+
+def diff_rows(current: dict[str, Any] | None, row: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+    """Columns whose value would change (all of them for a new row)."""
+    changes = []
+    for column, new in row.items():
+        old = None if current is None else current.get(column)
+        if current is None or _normal(old) != _normal(new):
+            changes.append((column, old, new))
+    return tuple(changes)
+
+
+def _normal(value: Any) -> str | None:
+    """Compare as the database would: numbers by value (1 == 1.00), the rest as text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        value = int(value)
+    text = str(value)
+    try:
+        return format(Decimal(text).normalize(), "f")
+    except InvalidOperation:
+        return text
+
+
+@dataclass(frozen=True)
 class WriteResult:
     written: frozenset[int]  # rows inserted or updated
     stale: frozenset[int]  # the target already held newer data
     created: frozenset[int]  # rows that did not exist before
+
+
+def sync_products(
+    products: ProductWriter | None,
+    conn,
+    written: set[int],
+    rows: Mapping[int, Sequence[Mapping]] | None,
+) -> None:
+    """Write product rows of the deals just written (a stale deal keeps its rows)."""
+    if products is None or rows is None:
+        return
+    for deal_id in sorted(written):
+        if deal_id in rows:
+            products.sync(conn, deal_id, rows[deal_id])
 
 
 def classify_db_error(exc: SQLAlchemyError) -> TargetError:
@@ -125,16 +156,23 @@ def classify_db_error(exc: SQLAlchemyError) -> TargetError:
 
 
 class TargetWriter:
-    """Upserts deals into one table of the target database."""
+    """Upserts deals into the default table (one row per deal, keyed by ``bitrix_id``)."""
 
-    def __init__(self, engine: Engine, table: str = "deal") -> None:
+    def __init__(self, engine: Engine, table: str = "deal", products: ProductWriter | None = None) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
         self.metadata = MetaData()
         self.table = deal_table(table, self.metadata)
+        self.products = products
+
+    @property
+    def table_name(self) -> str:
+        return self.table.name
 
     def prepare(self) -> None:
         """Create the table if missing; refuse a table that lacks a column we write."""
+        if self.products is not None:
+            self.products.prepare()
         try:
             insp = inspect(self.engine)
             if not insp.has_table(self.table.name):
@@ -168,27 +206,51 @@ class TargetWriter:
             raise classify_db_error(exc) from None
         return found
 
-    def write(self, deals: Sequence[Deal]) -> WriteResult:
-        """Upsert ``deals`` in one transaction; older data never replaces newer."""
+    def write(
+        self, deals: Sequence[Deal], products: Mapping[int, Sequence[Mapping]] | None = None
+    ) -> WriteResult:
+        """Upsert ``deals`` (and their product rows) in one transaction; older never replaces newer."""
         if not deals:
             return WriteResult(frozenset(), frozenset(), frozenset())
         now = utcnow()
         rows = [row_for(d, now) for d in deals]
+        written, stale = set(), set()
         try:
             with self.writer.begin() as conn:
                 before = self._versions(conn, [d.id for d in deals])
+                for row in rows:
+                    old = before.get(row["bitrix_id"])
+                    if old is None or row["date_modify"] >= old:
+                        written.add(row["bitrix_id"])
+                    else:
+                        stale.add(row["bitrix_id"])
                 conn.execute(self._upsert(), rows)
+                sync_products(self.products, conn, written, products)
         except SQLAlchemyError as exc:
             raise classify_db_error(exc) from None
-        written, stale = set(), set()
-        for row in rows:
-            old = before.get(row["bitrix_id"])
-            if old is None or row["date_modify"] >= old:
-                written.add(row["bitrix_id"])
-            else:
-                stale.add(row["bitrix_id"])
         created = {i for i in written if i not in before}
         return WriteResult(frozenset(written), frozenset(stale), frozenset(created))
+
+    def preview(self, deal: Deal, products: Sequence[Mapping] | None = None) -> Preview:
+        row = row_for(deal, utcnow())
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    select(self.table).where(self.table.c.bitrix_id == deal.id)
+                ).first()
+                current = dict(found._mapping) if found else None
+                current_products = (
+                    self.products.current(conn, deal.id) if self.products is not None else []
+                )
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        shown = {k: v for k, v in row.items() if k != "synced_at"}
+        stale = bool(current and current.get("date_modify") and row["date_modify"] < current["date_modify"])
+        return Preview(
+            deal.id, self.table.name, shown, current, diff_rows(current, shown), stale,
+            tuple(self.products.render(deal.id, products or []) if self.products else ()),
+            tuple(current_products),
+        )
 
     def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
         rows = conn.execute(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .. import faultpoints
-from ..bitrix.client import BATCH_LIMIT, BitrixClient
+from ..bitrix.client import BATCH_LIMIT, PRODUCTS_KEY, BitrixClient
 from ..bitrix.deal import DealFormatError, parse_deal
 from ..bitrix.stages import StageFilter
 from ..bitrix.throttle import Cancelled
@@ -219,10 +219,17 @@ class SyncWorker:
             else:
                 to_fetch.append(deal_id)
         fetch_errors: dict[int, BitrixError] = {}
+        with_products = getattr(self.target, "products", None) is not None
+        payload_ids = list(raw)
         if to_fetch:
-            found, fetch_errors = self.client.get_deals(to_fetch)
+            found, fetch_errors = self.client.get_deals(to_fetch, with_products=with_products)
             raw.update(found)
             faultpoints.reach("after_fetch")
+        products: dict[int, list[dict]] | None = None
+        if with_products:
+            products = {i: raw[i].pop(PRODUCTS_KEY) for i in list(raw) if PRODUCTS_KEY in raw[i]}
+            if payload_ids:
+                products.update(self.client.get_product_rows(payload_ids))
         outcomes: list[OutcomeWrite] = []
         deals: dict[int, Deal] = {}
         for deal_id, data in raw.items():
@@ -232,7 +239,7 @@ class SyncWorker:
                 outcomes.append(self._failed(deal_id, rows[deal_id], str(exc)))
         for deal_id, error in fetch_errors.items():
             outcomes.append(self._fetch_failed(deal_id, rows[deal_id], error))
-        written, created = self._write(deals, rows)
+        written, created = self._write(deals, rows, products)
         outcomes.extend(written)
         return outcomes, created
 
@@ -300,7 +307,10 @@ class SyncWorker:
         )
 
     def _write(
-        self, deals: dict[int, Deal], rows: dict[int, list[InboxRow]]
+        self,
+        deals: dict[int, Deal],
+        rows: dict[int, list[InboxRow]],
+        products: dict[int, list[dict]] | None = None,
     ) -> tuple[list[OutcomeWrite], set[int]]:
         if not deals:
             return [], set()
@@ -314,7 +324,7 @@ class SyncWorker:
         failed: dict[int, str] = {}
         if to_write:
             try:
-                result = self.target.write(to_write)
+                result = self.target.write(to_write, products)
                 written, stale, created = set(result.written), set(result.stale), set(result.created)
             except TargetError as exc:
                 if exc.transient:
@@ -323,7 +333,7 @@ class SyncWorker:
                     # one bad row must not hold the others back: write them one by one
                     for deal in to_write:
                         try:
-                            one = self.target.write([deal])
+                            one = self.target.write([deal], products)
                         except TargetError as single:
                             failed[deal.id] = str(single)
                             continue
@@ -359,6 +369,8 @@ class SyncWorker:
             else:
                 verb = "created in" if deal.id in created else "updated in"
                 history.append(("write", f"{verb} the target", changes))
+                if products is not None and deal.id in products:
+                    history.append(("write", f"product rows: {len(products[deal.id])}", ()))
             outcomes.append(
                 OutcomeWrite(
                     deal.id, tuple(r.id for r in deal_rows), EventStatus.SYNCED,

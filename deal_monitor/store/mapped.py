@@ -1,0 +1,287 @@
+"""Writing deals into a table the warehouse already has, through a column mapping.
+
+The target table is read by reflection and every mapped column is checked before anything is
+written. Rows are found by deal ID: through the table's own key column when it has one, else
+through the app's link table ``<table>_link(bitrix_id, target_key)`` — never by a text prefix
+(the seed's ``LIKE 'Сделка №1%'`` let deal 1 overwrite deals 10..19). ``deal_link`` also
+keeps each deal's ``DATE_MODIFY``, so older data never overwrites newer even in tables that
+have no such column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import TargetError
+from ..mapping import Lookups, TableMapping, render_row
+from ..model import Deal
+from .engine import WRITE, to_db_time, utcnow
+from .products import ProductWriter
+from .target import Preview, WriteResult, classify_db_error, diff_rows, sync_products
+
+log = logging.getLogger(__name__)
+
+def link_table(target: str, metadata: MetaData) -> Table:
+    """``<target>_link`` — for the seed's table ``deal`` that is ``deal_link``."""
+    return Table(
+        f"{target}_link",
+        metadata,
+        Column("bitrix_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("target_key", String(64), nullable=False),
+        Column("date_modify", DateTime),
+        Column("deleted", Boolean, nullable=False, default=False),
+        Column("synced_at", DateTime, nullable=False),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+    )
+
+
+class MappedWriter:
+    """Same interface as TargetWriter, for the seed-compatible and custom mappings."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        mapping: TableMapping,
+        lookups: Lookups | None = None,
+        products: ProductWriter | None = None,
+    ) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+        self.mapping = mapping
+        self.lookups = lookups
+        self.products = products
+        self.link = link_table(mapping.table, MetaData())
+        self.table: Table | None = None
+        self._key: Column | None = None
+
+    @property
+    def table_name(self) -> str:
+        return self.mapping.table
+
+    def prepare(self) -> None:
+        """Reflect the target table and refuse a mapping that cannot be written."""
+        try:
+            insp = inspect(self.engine)
+            if not insp.has_table(self.mapping.table):
+                raise TargetError(
+                    f"target table {self.mapping.table} does not exist",
+                    transient=False,
+                    hint="Create the table, or pick the default preset, which creates its own.",
+                )
+            table = Table(self.mapping.table, MetaData(), autoload_with=self.engine)
+            self.link.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        columns = {c.name: c for c in table.columns}
+        missing = [name for name in self.mapping.columns if name not in columns]
+        if self.mapping.key_column and self.mapping.key_column not in columns:
+            missing.append(self.mapping.key_column)
+        if missing:
+            raise TargetError(
+                f"target table {table.name} has no column(s): {', '.join(missing)}",
+                transient=False,
+                hint="Fix the mapping: map only columns the table has.",
+            )
+        if self.mapping.key_column:
+            self._key = columns[self.mapping.key_column]
+        else:
+            primary = list(table.primary_key.columns)
+            if len(primary) != 1:
+                raise TargetError(
+                    f"target table {table.name} needs a single-column primary key "
+                    "for the link table (or set mapping.key_column)",
+                    transient=False,
+                )
+            self._key = primary[0]
+        if self._key.name in self.mapping.columns:
+            raise TargetError(
+                f"column {self._key.name} is the key; it cannot also be mapped", transient=False
+            )
+        self.table = table
+        if self.products is not None:
+            self.products.prepare()
+
+    # -- reads ---------------------------------------------------------------------------
+    def versions(self, ids: Sequence[int]) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(ids), 500):
+                    chunk = list(ids[start : start + 500])
+                    rows = conn.execute(
+                        select(self.link.c.bitrix_id, self.link.c.date_modify).where(
+                            self.link.c.bitrix_id.in_(chunk)
+                        )
+                    )
+                    found.update({r[0]: r[1] for r in rows})
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return found
+
+    def all_ids(self) -> set[int]:
+        try:
+            with self.engine.connect() as conn:
+                return {
+                    r[0]
+                    for r in conn.execute(
+                        select(self.link.c.bitrix_id).where(self.link.c.deleted.is_(False))
+                    )
+                }
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+    # -- writes ----------------------------------------------------------------------------
+    def render(self, deal: Deal) -> dict[str, Any]:
+        return render_row(self.mapping.columns, deal.fields, self.lookups)
+
+    def write(
+        self, deals: Sequence[Deal], products: Mapping[int, Sequence[Mapping]] | None = None
+    ) -> WriteResult:
+        assert self.table is not None, "prepare() first"
+        written, stale, created = set(), set(), set()
+        now = utcnow()
+        rendered = {deal.id: self.render(deal) for deal in deals}  # lookups before the transaction
+        try:
+            with self.writer.begin() as conn:
+                for deal in deals:
+                    outcome = self._write_one(conn, deal, rendered[deal.id], now)
+                    if outcome == "stale":
+                        stale.add(deal.id)
+                        continue
+                    written.add(deal.id)
+                    if outcome == "created":
+                        created.add(deal.id)
+                sync_products(self.products, conn, written, products)
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return WriteResult(frozenset(written), frozenset(stale), frozenset(created))
+
+    def _link_of(self, conn, deal_id: int):
+        query = select(self.link).where(self.link.c.bitrix_id == deal_id)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _write_one(self, conn, deal: Deal, values: dict[str, Any], now) -> str:
+        table, key = self.table, self._key
+        version = to_db_time(deal.date_modify)
+        link = self._link_of(conn, deal.id)
+        if link is not None and link.date_modify is not None and version < link.date_modify:
+            return "stale"
+        outcome = "updated"
+        if self.mapping.key_column:
+            target_key: Any = deal.id
+            result = conn.execute(update(table).where(key == deal.id).values(**values))
+            if not result.rowcount:
+                conn.execute(table.insert().values(**{key.name: deal.id}, **values))
+                outcome = "created"
+        else:
+            target_key = None
+            if link is not None:
+                target_key = link.target_key
+                result = conn.execute(
+                    update(table).where(key == self._key_value(target_key)).values(**values)
+                )
+                if not result.rowcount:
+                    target_key = None  # someone deleted the row: write it again
+            if target_key is None:
+                inserted = conn.execute(table.insert().values(**values))
+                target_key = inserted.inserted_primary_key[0]
+                outcome = "created"
+        link_values = {
+            "target_key": str(target_key),
+            "date_modify": version,
+            "deleted": False,
+            "synced_at": now,
+        }
+        if link is None:
+            conn.execute(self.link.insert().values(bitrix_id=deal.id, **link_values))
+        else:
+            conn.execute(
+                update(self.link).where(self.link.c.bitrix_id == deal.id).values(**link_values)
+            )
+        return outcome
+
+    def _key_value(self, text: str) -> Any:
+        python_type = None
+        with contextlib.suppress(NotImplementedError):
+            python_type = self._key.type.python_type
+        return int(text) if python_type is int else text
+
+    def mark_deleted(self, ids: Sequence[int]) -> set[int]:
+        """Flag deals gone from the portal in the link table; their rows stay as they are."""
+        if not ids:
+            return set()
+        try:
+            with self.writer.begin() as conn:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        select(self.link.c.bitrix_id).where(self.link.c.bitrix_id.in_(list(ids)))
+                    )
+                }
+                if present:
+                    conn.execute(
+                        update(self.link)
+                        .where(self.link.c.bitrix_id.in_(list(present)))
+                        .values(deleted=True, synced_at=utcnow())
+                    )
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return present
+
+    def preview(self, deal: Deal, products: Sequence[Mapping] | None = None) -> Preview:
+        assert self.table is not None, "prepare() first"
+        row = self.render(deal)
+        try:
+            with self.engine.connect() as conn:
+                link = conn.execute(
+                    select(self.link).where(self.link.c.bitrix_id == deal.id)
+                ).first()
+                current = None
+                if self.mapping.key_column:
+                    found = conn.execute(select(self.table).where(self._key == deal.id)).first()
+                    current = dict(found._mapping) if found else None
+                elif link is not None:
+                    found = conn.execute(
+                        select(self.table).where(self._key == self._key_value(link.target_key))
+                    ).first()
+                    current = dict(found._mapping) if found else None
+                current_products = (
+                    self.products.current(conn, deal.id) if self.products is not None else []
+                )
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        version = to_db_time(deal.date_modify)
+        stale = bool(link is not None and link.date_modify and version < link.date_modify)
+        return Preview(
+            deal.id, self.table.name, row, current, diff_rows(current, row), stale,
+            tuple(self.products.render(deal.id, products or []) if self.products else ()),
+            tuple(current_products),
+        )

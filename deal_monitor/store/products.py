@@ -1,0 +1,120 @@
+"""The deal's product rows in a child table, written in the deal's own transaction.
+
+Production needs to know what was sold. Rows are keyed by the Bitrix24 product-row ID;
+rows removed in Bitrix24 are removed from the table, so the table always mirrors the deal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import TargetError
+from ..mapping import ColumnSource, render_row
+from .types import ExactDecimal
+
+_DEFAULT_TYPES = {
+    "product_id": Integer,
+    "name": Text,
+    "price": lambda: ExactDecimal(18, 2),
+    "quantity": lambda: ExactDecimal(18, 4),
+    "measure": Text,
+    "discount": lambda: ExactDecimal(18, 2),
+    "tax": lambda: ExactDecimal(9, 2),
+}
+
+
+def _default_table(name: str, columns: Mapping[str, ColumnSource]) -> Table:
+    extra = []
+    for column in columns:
+        kind = _DEFAULT_TYPES.get(column, Text)
+        extra.append(Column(column, kind() if callable(kind) else kind))
+    return Table(
+        name,
+        MetaData(),
+        Column("row_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("deal_id", BigInteger, nullable=False),
+        *extra,
+        Index(f"ix_{name}_deal", "deal_id"),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+    )
+
+
+class ProductWriter:
+    """Keeps ``table`` equal to each written deal's product rows."""
+
+    def __init__(self, engine: Engine, name: str, columns: Mapping[str, ColumnSource]) -> None:
+        self.engine = engine
+        self.name = name
+        self.columns = columns
+        self.table: Table | None = None
+
+    def prepare(self) -> None:
+        """Create the table with the default columns if missing; else check the columns."""
+        try:
+            insp = inspect(self.engine)
+            if not insp.has_table(self.name):
+                table = _default_table(self.name, self.columns)
+                table.metadata.create_all(self.engine)
+                self.table = table
+                return
+            self.table = Table(self.name, MetaData(), autoload_with=self.engine)
+        except SQLAlchemyError as exc:
+            from .target import classify_db_error
+
+            raise classify_db_error(exc) from None
+        present = {c.name for c in self.table.columns}
+        missing = [c for c in ("deal_id", "row_id", *self.columns) if c not in present]
+        if missing:
+            raise TargetError(
+                f"product table {self.name} lacks columns: {', '.join(missing)}",
+                transient=False,
+                hint="Add the columns, or change mapping.product_columns.",
+            )
+
+    def render(self, deal_id: int, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {"row_id": int(row["ID"]), "deal_id": deal_id, **render_row(self.columns, row)}
+            for row in rows
+            if str(row.get("ID", "")).isdigit()
+        ]
+
+    def current(self, conn, deal_id: int) -> list[dict[str, Any]]:
+        assert self.table is not None
+        rows = conn.execute(
+            select(self.table).where(self.table.c.deal_id == deal_id).order_by(self.table.c.row_id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    def sync(self, conn, deal_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Make the table hold exactly ``rows`` for ``deal_id`` (inside the caller's transaction)."""
+        assert self.table is not None
+        t = self.table
+        wanted = self.render(deal_id, rows)
+        keep = [r["row_id"] for r in wanted]
+        stale = delete(t).where(t.c.deal_id == deal_id)
+        if keep:
+            stale = stale.where(t.c.row_id.not_in(keep))
+        conn.execute(stale)
+        for row in wanted:
+            values = {k: v for k, v in row.items() if k != "row_id"}
+            result = conn.execute(update(t).where(t.c.row_id == row["row_id"]).values(**values))
+            if not result.rowcount:
+                conn.execute(t.insert().values(**row))
