@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +36,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -75,6 +78,9 @@ inbox = Table(
     Column("offline_process_id", String(64)),
     Column("offline_message_id", String(64)),
     Column("done_at", DateTime),
+    # a shared PostgreSQL inbox: which instance holds the row, and until when
+    Column("lease_owner", String(40)),
+    Column("lease_until", DateTime),
     Index("ix_inbox_status_due", "status", "next_attempt_at"),
     Index("ix_inbox_deal", "deal_id"),
     Index(
@@ -135,6 +141,12 @@ kv = Table(
 )
 
 REJECTIONS_KEPT = 2000
+LEASE_SECONDS = 30
+
+
+def _unleased(now: datetime):
+    """Rows no live instance holds (always true on SQLite, where no lease is ever set)."""
+    return or_(inbox.c.lease_until.is_(None), inbox.c.lease_until < now)
 
 
 def _dialect_insert(conn):
@@ -240,6 +252,7 @@ class StateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
+        self.owner = f"{socket.gethostname()[:24]}:{os.getpid()}"
 
     def create(self) -> None:
         metadata.create_all(self.engine)
@@ -372,7 +385,13 @@ class StateStore:
         overdue = now - timedelta(seconds=max_delay)
         query = (
             select(inbox.c.deal_id)
-            .where(and_(inbox.c.status == "queued", inbox.c.deal_id.is_not(None)))
+            .where(
+                and_(
+                    inbox.c.status == "queued",
+                    inbox.c.deal_id.is_not(None),
+                    _unleased(now),
+                )
+            )
             .group_by(inbox.c.deal_id)
             .having(
                 and_(
@@ -403,17 +422,44 @@ class StateStore:
             ).scalar_one()
 
     def queued_rows(self, deal_ids: Iterable[int]) -> dict[int, list[InboxRow]]:
+        """Take the queued rows of these deals for this pass.
+
+        On a PostgreSQL inbox shared by several instances the rows are claimed: locked with
+        ``FOR UPDATE SKIP LOCKED`` (another instance's claim in progress is skipped, never
+        waited for) and leased for ``LEASE_SECONDS``; a crashed instance's lease runs out and
+        the rows come back. A SQLite inbox has one writer, so no lease is needed.
+        """
         ids = list(deal_ids)
         result: dict[int, list[InboxRow]] = {i: [] for i in ids}
         if not ids:
             return result
-        with self.engine.connect() as conn:
+        shared = self.engine.dialect.name == "postgresql"
+        now = utcnow()
+        with self.writer.begin() as conn:
             for start in range(0, len(ids), 500):
-                rows = conn.execute(
+                query = (
                     select(inbox)
-                    .where(and_(inbox.c.status == "queued", inbox.c.deal_id.in_(ids[start : start + 500])))
+                    .where(
+                        and_(
+                            inbox.c.status == "queued",
+                            inbox.c.deal_id.in_(ids[start : start + 500]),
+                            _unleased(now),
+                        )
+                    )
                     .order_by(inbox.c.id)
                 )
+                if shared:
+                    query = query.with_for_update(skip_locked=True)
+                rows = conn.execute(query).all()
+                if shared and rows:
+                    conn.execute(
+                        update(inbox)
+                        .where(inbox.c.id.in_([r.id for r in rows]))
+                        .values(
+                            lease_owner=self.owner,
+                            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+                        )
+                    )
                 for row in rows:
                     result[row.deal_id].append(
                         InboxRow(
@@ -453,6 +499,8 @@ class StateStore:
                     done_at=now,
                     attempts=inbox.c.attempts + 1,
                     payload=None,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
             records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
@@ -473,7 +521,13 @@ class StateStore:
             conn.execute(
                 update(inbox)
                 .where(inbox.c.id.in_(chunk))
-                .values(attempts=inbox.c.attempts + 1, error=error[:1000], next_attempt_at=due)
+                .values(
+                    attempts=inbox.c.attempts + 1,
+                    error=error[:1000],
+                    next_attempt_at=due,
+                    lease_owner=None,
+                    lease_until=None,
+                )
             )
             records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
         return records
