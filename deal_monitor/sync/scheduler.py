@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..bitrix.throttle import Cancelled
@@ -26,8 +27,17 @@ TICK_S = 5.0
 
 
 class Scheduler:
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+        tick: float = TICK_S,
+    ) -> None:
         self.monitor = monitor
+        self._wall = wall
+        self._mono = mono
+        self.tick = tick
         self._stop = threading.Event()
         self._now = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,11 +67,11 @@ class Scheduler:
         return self.monitor.settings.sync.reconcile_minutes * 60.0
 
     def _run(self) -> None:
-        due = time.monotonic()  # once at start
+        due = self._mono()  # once at start
         deletion_due = due if self._deletion_interval() != float("inf") else float("inf")
-        wall, mono = time.time(), time.monotonic()
+        wall, mono = self._wall(), self._mono()
         while not self._stop.is_set():
-            now_wall, now_mono = time.time(), time.monotonic()
+            now_wall, now_mono = self._wall(), self._mono()
             if (now_wall - wall) - (now_mono - mono) > SLEEP_JUMP_S:
                 log.info("the machine seems to have slept; reconciling now")
                 due = now_mono
@@ -70,13 +80,13 @@ class Scheduler:
             if self._now.is_set() or (now_mono >= due and (interval > 0 or self.runs == 0)):
                 self._now.clear()
                 if self._reconcile():
-                    due = time.monotonic() + (interval if interval > 0 else float("inf"))
+                    due = self._mono() + (interval if interval > 0 else float("inf"))
                 else:  # no credentials yet, or the portal failed: try again soon
-                    due = time.monotonic() + min(TICK_S * 6, interval or TICK_S * 6)
-                if self.runs and time.monotonic() >= deletion_due:
+                    due = self._mono() + min(TICK_S * 6, interval or TICK_S * 6)
+                if self.runs and self._mono() >= deletion_due:
                     self._check_deleted()
-                    deletion_due = time.monotonic() + self._deletion_interval()
-            wait = TICK_S if due == float("inf") else min(TICK_S, max(0.0, due - time.monotonic()))
+                    deletion_due = self._mono() + self._deletion_interval()
+            wait = self.tick if due == float("inf") else min(self.tick, max(0.0, due - self._mono()))
             self._now.wait(wait)
 
     def _deletion_interval(self) -> float:
