@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DatabaseError
+
 from . import config, faultpoints, paths
 from .bitrix.client import PRODUCTS_KEY, BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.deal import parse_deal
@@ -255,8 +257,13 @@ class Monitor:
     def _open_state(self) -> None:
         engine = make_engine(self.where.state_url, synchronous="FULL")
         state = StateStore(engine)
-        state.create()
-        if not state.integrity_ok():
+        try:
+            state.create()
+            healthy = state.integrity_ok()
+        except DatabaseError as exc:  # "file is not a database", malformed pages
+            log.error("state database unreadable: %s", str(exc.orig or exc)[:200])
+            healthy = False
+        if not healthy:
             engine.dispose()
             self._move_aside_state()
             engine = make_engine(self.where.state_url, synchronous="FULL")

@@ -135,3 +135,20 @@ def test_stop_closes_the_socket(tmp_path):
     m.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_corrupt_state_file_is_moved_aside_and_the_app_starts(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "state.db").write_bytes(b"this is not a database" * 500)
+    settings = config.from_mapping(
+        {"listener": {"port": 0}, "storage": {"data_dir": str(data)}}, env={}
+    )
+    m = Monitor(settings)
+    m.start()
+    try:
+        assert m.status().listening
+        assert "corrupt" in m.status().last_error
+        assert list(data.glob("state.db.corrupt-*"))
+    finally:
+        m.stop()
