@@ -33,9 +33,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import TargetError
 from ..mapping import Lookups, TableMapping, render_row
 from ..model import Deal
-from .engine import WRITE, to_db_time, utcnow
+from .engine import to_db_time, utcnow
 from .products import ProductWriter
-from .target import Preview, WriteResult, classify_db_error, diff_rows, sync_products
+from .target import (
+    KeyedWriter,
+    Preview,
+    WriteResult,
+    classify_db_error,
+    diff_rows,
+    sync_products,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +61,7 @@ def link_table(target: str, metadata: MetaData) -> Table:
     )
 
 
-class MappedWriter:
+class MappedWriter(KeyedWriter):
     """Same interface as TargetWriter, for the seed-compatible and custom mappings."""
 
     def __init__(
@@ -64,12 +71,12 @@ class MappedWriter:
         lookups: Lookups | None = None,
         products: ProductWriter | None = None,
     ) -> None:
-        self.engine = engine
-        self.writer = engine.execution_options(**WRITE)
+        super().__init__(engine)
         self.mapping = mapping
         self.lookups = lookups
         self.products = products
         self.link = link_table(mapping.table, MetaData())
+        self.registry = self.link
         self.table: Table | None = None
         self._key: Column | None = None
 
@@ -119,42 +126,6 @@ class MappedWriter:
         self.table = table
         if self.products is not None:
             self.products.prepare()
-
-    # -- reads ---------------------------------------------------------------------------
-    def versions(self, ids: Sequence[int]) -> dict[int, Any]:
-        found: dict[int, Any] = {}
-        try:
-            with self.engine.connect() as conn:
-                for start in range(0, len(ids), 500):
-                    chunk = list(ids[start : start + 500])
-                    rows = conn.execute(
-                        select(self.link.c.bitrix_id, self.link.c.date_modify).where(
-                            self.link.c.bitrix_id.in_(chunk)
-                        )
-                    )
-                    found.update({r[0]: r[1] for r in rows})
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-        return found
-
-    def all_ids(self) -> set[int]:
-        try:
-            with self.engine.connect() as conn:
-                return {
-                    r[0]
-                    for r in conn.execute(
-                        select(self.link.c.bitrix_id).where(self.link.c.deleted.is_(False))
-                    )
-                }
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-
-    def check(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
 
     # -- writes ----------------------------------------------------------------------------
     def render(self, deal: Deal) -> dict[str, Any]:
@@ -233,28 +204,6 @@ class MappedWriter:
         with contextlib.suppress(NotImplementedError):
             python_type = self._key.type.python_type
         return int(text) if python_type is int else text
-
-    def mark_deleted(self, ids: Sequence[int]) -> set[int]:
-        """Flag deals gone from the portal in the link table; their rows stay as they are."""
-        if not ids:
-            return set()
-        try:
-            with self.writer.begin() as conn:
-                present = {
-                    r[0]
-                    for r in conn.execute(
-                        select(self.link.c.bitrix_id).where(self.link.c.bitrix_id.in_(list(ids)))
-                    )
-                }
-                if present:
-                    conn.execute(
-                        update(self.link)
-                        .where(self.link.c.bitrix_id.in_(list(present)))
-                        .values(deleted=True, synced_at=utcnow())
-                    )
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-        return present
 
     def preview(self, deal: Deal, products: Sequence[Mapping] | None = None) -> Preview:
         assert self.table is not None, "prepare() first"

@@ -486,22 +486,20 @@ class StateStore:
             return self._finish(conn, row_ids, status, error)
 
     def _finish(self, conn, row_ids: Sequence[int], status: EventStatus, error: str) -> list[EventRecord]:
-        now = utcnow()
+        return self._update_rows(
+            conn, row_ids, status=status.value, done_at=utcnow(), payload=None, error=error[:1000]
+        )
+
+    @staticmethod
+    def _update_rows(conn, row_ids: Sequence[int], **values: Any) -> list[EventRecord]:
+        """Count an attempt on rows, release their lease, set ``values``; return them."""
         records: list[EventRecord] = []
         for start in range(0, len(row_ids), 500):
             chunk = list(row_ids[start : start + 500])
             conn.execute(
                 update(inbox)
                 .where(inbox.c.id.in_(chunk))
-                .values(
-                    status=status.value,
-                    error=error[:1000],
-                    done_at=now,
-                    attempts=inbox.c.attempts + 1,
-                    payload=None,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+                .values(attempts=inbox.c.attempts + 1, lease_owner=None, lease_until=None, **values)
             )
             records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
         return records
@@ -515,22 +513,7 @@ class StateStore:
 
     def _retry(self, conn, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
         due = utcnow() + timedelta(seconds=delay_s)
-        records: list[EventRecord] = []
-        for start in range(0, len(row_ids), 500):
-            chunk = list(row_ids[start : start + 500])
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.id.in_(chunk))
-                .values(
-                    attempts=inbox.c.attempts + 1,
-                    error=error[:1000],
-                    next_attempt_at=due,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-            )
-            records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
-        return records
+        return self._update_rows(conn, row_ids, error=error[:1000], next_attempt_at=due)
 
     def requeue_failed(self) -> int:
         """'Retry failed': every failed row goes back to the queue with a fresh count."""

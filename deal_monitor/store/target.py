@@ -155,14 +155,84 @@ def classify_db_error(exc: SQLAlchemyError) -> TargetError:
     return TargetError(f"target database: {text[:300]}", transient=transient)
 
 
-class TargetWriter:
+class KeyedWriter:
+    """What every target writer shares: a registry table of written deals.
+
+    The registry has ``bitrix_id``, ``date_modify``, ``deleted`` and ``synced_at``: the deal
+    table itself for the default preset, the ``<table>_link`` table for mapped ones.
+    """
+
+    registry: Table
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**WRITE)
+
+    def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
+        reg = self.registry
+        found: dict[int, datetime] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = conn.execute(
+                select(reg.c.bitrix_id, reg.c.date_modify).where(reg.c.bitrix_id.in_(chunk))
+            )
+            found.update({r[0]: r[1] for r in rows})
+        return found
+
+    def versions(self, ids: Sequence[int]) -> dict[int, datetime]:
+        """DATE_MODIFY (naive UTC) of the deals the target holds, by ID."""
+        try:
+            with self.engine.connect() as conn:
+                return self._versions(conn, ids)
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+    def mark_deleted(self, ids: Sequence[int]) -> set[int]:
+        """Flag deals the portal no longer has; rows are never dropped."""
+        if not ids:
+            return set()
+        reg = self.registry
+        try:
+            with self.writer.begin() as conn:
+                present = set(self._versions(conn, ids))
+                if present:
+                    conn.execute(
+                        update(reg)
+                        .where(reg.c.bitrix_id.in_(list(present)))
+                        .values(deleted=True, synced_at=utcnow())
+                    )
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+        return present
+
+    def all_ids(self) -> set[int]:
+        """IDs of deals written and not marked deleted (for deletion catch-up)."""
+        reg = self.registry
+        try:
+            with self.engine.connect() as conn:
+                return {
+                    r[0] for r in conn.execute(select(reg.c.bitrix_id).where(reg.c.deleted.is_(False)))
+                }
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+    def check(self) -> None:
+        """Connect and run a trivial query (the settings' Test button)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise classify_db_error(exc) from None
+
+
+class TargetWriter(KeyedWriter):
     """Upserts deals into the default table (one row per deal, keyed by ``bitrix_id``)."""
 
     def __init__(self, engine: Engine, table: str = "deal", products: ProductWriter | None = None) -> None:
-        self.engine = engine
-        self.writer = engine.execution_options(**WRITE)
+        super().__init__(engine)
         self.metadata = MetaData()
         self.table = deal_table(table, self.metadata)
+        self.registry = self.table
         self.products = products
 
     @property
@@ -188,23 +258,6 @@ class TargetWriter:
                 transient=False,
                 hint="Point the app at another table, or add the columns.",
             )
-
-    def versions(self, ids: Sequence[int]) -> dict[int, datetime]:
-        """DATE_MODIFY (naive UTC) of the deals the target holds, by ID."""
-        found: dict[int, datetime] = {}
-        try:
-            with self.engine.connect() as conn:
-                for start in range(0, len(ids), 500):
-                    chunk = list(ids[start : start + 500])
-                    rows = conn.execute(
-                        select(self.table.c.bitrix_id, self.table.c.date_modify).where(
-                            self.table.c.bitrix_id.in_(chunk)
-                        )
-                    )
-                    found.update({r[0]: r[1] for r in rows})
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-        return found
 
     def write(
         self, deals: Sequence[Deal], products: Mapping[int, Sequence[Mapping]] | None = None
@@ -252,14 +305,6 @@ class TargetWriter:
             tuple(current_products),
         )
 
-    def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
-        rows = conn.execute(
-            select(self.table.c.bitrix_id, self.table.c.date_modify).where(
-                self.table.c.bitrix_id.in_(list(ids))
-            )
-        )
-        return {r[0]: r[1] for r in rows}
-
     def _upsert(self):
         t = self.table
         dialect = self.engine.dialect.name
@@ -281,41 +326,3 @@ class TargetWriter:
                 [(name, case((newer, stmt.inserted[name]), else_=t.c[name])) for name in ordered]
             )
         raise TargetError(f"unsupported target database: {dialect}", transient=False)
-
-    def mark_deleted(self, ids: Sequence[int]) -> set[int]:
-        """Flag rows whose deal the portal no longer has; rows are never dropped."""
-        if not ids:
-            return set()
-        try:
-            with self.writer.begin() as conn:
-                present = set(self._versions(conn, ids))
-                if present:
-                    conn.execute(
-                        update(self.table)
-                        .where(self.table.c.bitrix_id.in_(list(present)))
-                        .values(deleted=True, synced_at=utcnow())
-                    )
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-        return present
-
-    def all_ids(self) -> set[int]:
-        """IDs of rows not marked deleted (for deletion catch-up)."""
-        try:
-            with self.engine.connect() as conn:
-                return {
-                    r[0]
-                    for r in conn.execute(
-                        select(self.table.c.bitrix_id).where(self.table.c.deleted.is_(False))
-                    )
-                }
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
-
-    def check(self) -> None:
-        """Connect and run a trivial query (the settings' Test button)."""
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            raise classify_db_error(exc) from None
