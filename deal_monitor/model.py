@@ -49,7 +49,7 @@ class DealState(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """One row of the events table (an inbox row, or a rejected request)."""
 
@@ -64,7 +64,7 @@ class EventRecord:
     remote_addr: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deal:
     """A deal as read from the portal, normalised. ``fields`` keeps every raw field."""
 
@@ -80,7 +80,7 @@ class Deal:
     fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DealView:
     """A row of the deals table: the last synced state of a deal."""
 
@@ -97,7 +97,7 @@ class DealView:
     error: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field that differs between two syncs of a deal."""
 
@@ -106,7 +106,7 @@ class FieldChange:
     new: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """A step in a deal's timeline: event, fetch, decision, write or error."""
 
@@ -117,7 +117,7 @@ class HistoryEntry:
     changes: tuple[FieldChange, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyncOutcome:
     """What the worker did with one deal in one pass."""
 
@@ -130,7 +130,7 @@ class SyncOutcome:
     reached_production: bool = False  # first time written to the target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     """Everything the status bar, tray and /healthz show."""
 
@@ -150,7 +150,7 @@ class StatusSnapshot:
     silence_hint: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Progress of a long job (full resync)."""
 
@@ -238,7 +238,7 @@ class LogSink(NullSink):
         self.log = logger or logging.getLogger("deal_monitor.sync")
 
     def deal_synced(self, outcome: SyncOutcome) -> None:
-        self.log.info("deal %s: %s", outcome.deal_id, outcome.status.value)
+        self.log.debug("deal %s: %s", outcome.deal_id, outcome.status.value)
 
     def sync_failed(self, outcome: SyncOutcome) -> None:
         self.log.warning("deal %s failed: %s", outcome.deal_id, outcome.error)

@@ -33,3 +33,12 @@ def default_config_file() -> Path:
 def sqlite_url(path: Path) -> str:
     """An SQLAlchemy URL for a SQLite file (forward slashes work on Windows too)."""
     return "sqlite:///" + path.resolve().as_posix()
+
+
+def resources_dir() -> Path:
+    """Icons and translation sources: ``deal_monitor/resources`` in an installed wheel, the
+    top-level ``resources/`` folder in a source checkout (the same files, mapped by
+    pyproject's package-dir)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "resources"
+    return installed if installed.is_dir() else here.parent / "resources"

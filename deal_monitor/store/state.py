@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -82,7 +84,7 @@ inbox = Table(
     Column("lease_owner", String(40)),
     Column("lease_until", DateTime),
     Index("ix_inbox_status_due", "status", "next_attempt_at"),
-    Index("ix_inbox_deal", "deal_id"),
+    Index("ix_inbox_deal", "deal_id", "status"),
     Index(
         "ux_inbox_pending_dedup",
         "dedup_key",
@@ -216,6 +218,12 @@ class NewEvent:
     offline_message_id: str | None = None
 
 
+_RECORD_COLUMNS = (
+    inbox.c.id, inbox.c.received_at, inbox.c.event, inbox.c.deal_id, inbox.c.source,
+    inbox.c.status, inbox.c.attempts, inbox.c.error, inbox.c.remote_addr,
+)
+
+
 def _record(row: Any) -> EventRecord:
     return EventRecord(
         id=row.id,
@@ -253,6 +261,23 @@ class StateStore:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
         self.owner = f"{socket.gethostname()[:24]}:{os.getpid()}"
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A write transaction; on SQLite, writers of this process queue on a lock first.
+
+        SQLite's busy handler sleeps in growing steps (up to 100 ms) while another connection
+        holds the write lock, so a waiting listener thread misses the moment it frees; a
+        process lock hands it over at once and keeps the acknowledgement latency flat.
+        """
+        if not self._sqlite:
+            with self.writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.writer.begin() as conn:
+            yield conn
 
     def create(self) -> None:
         metadata.create_all(self.engine)
@@ -272,7 +297,7 @@ class StateStore:
         one in the same call): the same delivery posted again before we got to it.
         """
         now = utcnow()
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             taken = self._queued_keys(conn, [e.dedup_key for e in events if e.dedup_key])
             fresh: list[NewEvent] = []
             for ev in events:
@@ -351,7 +376,7 @@ class StateStore:
     def add_rejection(self, remote_addr: str, http_status: int, reason: str) -> EventRecord:
         """Record a refused request (bounded: only the newest rows are kept)."""
         now = utcnow()
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             row_id = conn.execute(
                 insert(rejection).values(
                     at=now, remote_addr=remote_addr[:64], http_status=http_status, reason=reason[:200]
@@ -435,7 +460,8 @@ class StateStore:
             return result
         shared = self.engine.dialect.name == "postgresql"
         now = utcnow()
-        with self.writer.begin() as conn:
+        # a lease is taken only on a shared PostgreSQL inbox; on SQLite this is a plain read
+        with self._write() if shared else self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 query = (
                     select(inbox)
@@ -482,7 +508,7 @@ class StateStore:
         """Mark rows done (synced/skipped/deleted/failed) and return them as records."""
         if not row_ids:
             return []
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             return self._finish(conn, row_ids, status, error)
 
     def _finish(self, conn, row_ids: Sequence[int], status: EventStatus, error: str) -> list[EventRecord]:
@@ -496,19 +522,20 @@ class StateStore:
         records: list[EventRecord] = []
         for start in range(0, len(row_ids), 500):
             chunk = list(row_ids[start : start + 500])
-            conn.execute(
+            result = conn.execute(
                 update(inbox)
                 .where(inbox.c.id.in_(chunk))
                 .values(attempts=inbox.c.attempts + 1, lease_owner=None, lease_until=None, **values)
+                .returning(*_RECORD_COLUMNS)
             )
-            records.extend(_record(r) for r in conn.execute(select(inbox).where(inbox.c.id.in_(chunk))))
+            records.extend(_record(r) for r in result)
         return records
 
     def retry_rows(self, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
         """A transient failure: keep the rows queued, count the attempt, back off."""
         if not row_ids:
             return []
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             return self._retry(conn, row_ids, error, delay_s)
 
     def _retry(self, conn, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
@@ -518,7 +545,7 @@ class StateStore:
     def requeue_failed(self) -> int:
         """'Retry failed': every failed row goes back to the queue with a fresh count."""
         now = utcnow()
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 update(inbox)
                 .where(inbox.c.status == EventStatus.FAILED.value)
@@ -541,8 +568,9 @@ class StateStore:
             for out in outcomes
             for kind, text_, changes in out.history
         ]
-        with self.writer.begin() as conn:
-            self._save_views(conn, [out for out in outcomes if out.view is not None])
+        views = self._view_rows([out for out in outcomes if out.view is not None])
+        with self._write() as conn:
+            self._save_views(conn, views)
             if history_rows:
                 conn.execute(insert(deal_history), history_rows)
             finished: dict[tuple[EventStatus, str], list[int]] = {}
@@ -558,8 +586,12 @@ class StateStore:
                 records.extend(self._retry(conn, row_ids, error, delay))
         return records
 
-    def _save_views(self, conn, outcomes: Sequence[OutcomeWrite]) -> None:
-        """Upsert deal snapshots in bulk; a None ``fields``/``in_target`` keeps the stored one."""
+    @staticmethod
+    def _view_rows(outcomes: Sequence[OutcomeWrite]) -> dict[tuple[bool, bool], list[dict]]:
+        """Snapshot rows, grouped by which of ``fields``/``in_target`` they carry.
+
+        Built before the transaction opens: JSON and hashing must not hold the write lock.
+        """
         groups: dict[tuple[bool, bool], list[dict]] = {}
         for out in outcomes:
             view = out.view
@@ -584,6 +616,11 @@ class StateStore:
                 row["fields"] = json.dumps(out.fields, ensure_ascii=False, default=str)
                 row["fields_hash"] = fields_hash(out.fields)
             groups.setdefault((out.fields is not None, out.in_target is not None), []).append(row)
+        return groups
+
+    @staticmethod
+    def _save_views(conn, groups: dict[tuple[bool, bool], list[dict]]) -> None:
+        """Upsert deal snapshots in bulk; a None ``fields``/``in_target`` keeps the stored one."""
         for (has_fields, has_in_target), rows in groups.items():
             keep = set()
             if not has_fields:
@@ -613,7 +650,7 @@ class StateStore:
         return found
 
     def add_history(self, deal_id: int, kind: str, text_: str) -> None:
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             conn.execute(insert(deal_history).values(deal_id=deal_id, at=utcnow(), kind=kind, text=text_, changes="[]"))
 
     def snapshot(self, deal_id: int) -> tuple[dict, bool, DealState | None]:
@@ -740,7 +777,7 @@ class StateStore:
             return conn.execute(select(kv.c.value).where(kv.c.key == key)).scalar()
 
     def set_value(self, key: str, value: str | None) -> None:
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             conn.execute(delete(kv).where(kv.c.key == key))
             if value is not None:
                 conn.execute(insert(kv).values(key=key, value=value))
@@ -748,7 +785,7 @@ class StateStore:
     def prune(self, keep_days: int = 30) -> int:
         """Drop finished inbox rows older than ``keep_days`` (queued rows are never dropped)."""
         cutoff = utcnow() - timedelta(days=keep_days)
-        with self.writer.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 delete(inbox).where(and_(inbox.c.status != "queued", inbox.c.done_at < cutoff))
             )

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # raw fields whose change alone is not news in the timeline
 _NOISE = frozenset({"DATE_MODIFY", "MODIFY_BY_ID", "LAST_ACTIVITY_TIME", "LAST_ACTIVITY_BY"})
 READ_LAG_RETRIES = 2
+DUE_LIMIT = 5000  # due deals looked up at once (one GROUP BY over the queue)
+PASS_SIZE = 500  # deals per pass: read, write and record as one unit
 
 
 @dataclass(frozen=True)
@@ -178,19 +180,23 @@ class SyncWorker:
     # -- one pass --------------------------------------------------------------------------
     def run_pass(self) -> bool:
         """Process every due deal once; returns False when nothing was due."""
-        ids = self.state.due_deals(self.options.debounce, self.options.max_delay)
+        ids = self.state.due_deals(self.options.debounce, self.options.max_delay, limit=DUE_LIMIT)
         if not ids:
             return False
         ids = self._gather(ids)
-        self.passes += 1
-        rows = {deal_id: r for deal_id, r in self.state.queued_rows(ids).items() if r}
         error = ""
-        try:
-            self._commit(*self._process(rows))
-        except (BitrixError, TargetError) as exc:
-            # nothing of this pass was recorded: all of it waits and is done again
-            self._retry_all(rows, exc)
-            error = str(exc)
+        for start in range(0, len(ids), PASS_SIZE):
+            if self._stop.is_set() or self._paused.is_set():
+                break
+            self.passes += 1
+            rows = {k: r for k, r in self.state.queued_rows(ids[start : start + PASS_SIZE]).items() if r}
+            try:
+                self._commit(*self._process(rows))
+            except (BitrixError, TargetError) as exc:
+                # nothing of this pass was recorded: all of it waits and is done again
+                self._retry_all(rows, exc)
+                error = str(exc)
+                break
         self.on_pass(error)
         return True
 
@@ -207,7 +213,7 @@ class SyncWorker:
             if self.state.ready_deal_count() <= len(ids):
                 break
             self._stop.wait(step)
-            ids = self.state.due_deals(self.options.debounce, self.options.max_delay)
+            ids = self.state.due_deals(self.options.debounce, self.options.max_delay, limit=DUE_LIMIT)
         return ids
 
     def _process(self, rows: dict[int, list[InboxRow]]) -> tuple[list[OutcomeWrite], set[int]]:
@@ -317,7 +323,7 @@ class SyncWorker:
         stage_filter = self.stage_filter()
         existing = self.target.versions(list(deals))
         to_write = [d for d in deals.values() if d.id in existing or not stage_filter.skips(d.stage_id)]
-        skipped = [d for d in deals.values() if d not in to_write]
+        skipped = set(deals) - {d.id for d in to_write}
         written: set[int] = set()
         stale: set[int] = set()
         created: set[int] = set()
@@ -354,7 +360,7 @@ class SyncWorker:
             if deal.id in failed:
                 outcomes.append(self._failed(deal.id, deal_rows, failed[deal.id]))
                 continue
-            if deal in skipped:
+            if deal.id in skipped:
                 history.append(("decision", f"skipped: stage {deal.stage_id} is filtered out", ()))
                 outcomes.append(
                     OutcomeWrite(
@@ -385,6 +391,11 @@ class SyncWorker:
             return
         faultpoints.reach("after_target_commit")
         records = self.state.record_outcomes(outcomes)
+        counts: dict[str, int] = {}
+        for out in outcomes:
+            key = "retrying" if out.retry_delay is not None else out.status.value
+            counts[key] = counts.get(key, 0) + 1
+        log.info("pass: %s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
         by_id: dict[int, EventRecord] = {r.id: r for r in records}
         for out in outcomes:
             for row_id in out.row_ids:

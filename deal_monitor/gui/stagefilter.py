@@ -1,0 +1,274 @@
+"""The stage filter dialog: which stages' deals are not sent to the production database.
+
+The portal's pipelines and their stages are listed by name, in the portal's order and
+colours. A change applies at once (``Monitor.set_skip_stages``), is written to the settings
+file, and when skipped deals are now let through the dialog offers to sync them.
+
+The core's filter has one subtlety the dialog makes visible rather than hides: an entry
+without a pipeline prefix (``NEW``) skips that stage in every pipeline (``NEW``,
+``C1:NEW``...), and the stages of the general pipeline have no prefix, so skipping a stage
+of the general pipeline also skips the stage of the same code everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..bitrix.stages import Pipeline, StageFilter
+from . import formatting, icons
+from .controller import AppController
+from .widgets import InlineMessage, MessageBar
+
+STAGE_ROLE = Qt.ItemDataRole.UserRole + 10
+PIPELINE_ROLE = Qt.ItemDataRole.UserRole + 11
+
+
+def _bare(stage_id: str) -> str:
+    return stage_id.partition(":")[2] if ":" in stage_id else stage_id
+
+
+def toggle_stages(
+    entries: Sequence[str], known: Sequence[str], changes: dict[str, bool]
+) -> tuple[list[str], bool]:
+    """New filter entries after the user (un)checked ``changes`` {stage ID: skip}.
+
+    Returns the entries and whether a general-pipeline stage had to change along with a
+    stage of the same code in another pipeline (the dialog then explains why).
+    """
+    current = StageFilter(entries)
+    wanted = {s for s in known if current.skips(s)}
+    for stage_id, skip in changes.items():
+        if skip:
+            wanted.add(stage_id)
+        else:
+            wanted.discard(stage_id)
+    coupled = False
+    generics: list[str] = []
+    for stage_id in known:
+        if ":" in stage_id or stage_id not in wanted:
+            continue  # only stages of the general pipeline need a generic entry
+        siblings = {k for k in known if ":" in k and _bare(k) == stage_id}
+        unchecked_sibling = any(changes.get(k) is False for k in siblings)
+        if unchecked_sibling and changes.get(stage_id) is not True:
+            wanted.discard(stage_id)  # cannot skip it alone: drop it with its sibling
+            coupled = True
+            continue
+        if siblings - wanted:
+            coupled = coupled or any(changes.get(k) is not None for k in siblings | {stage_id})
+            wanted |= siblings
+        generics.append(stage_id)
+    covered = StageFilter(generics)
+    explicit = [s for s in known if s in wanted and not covered.skips(s)]
+    unknown = [e for e in entries if not any(StageFilter([e]).skips(k) for k in known)]
+    result: list[str] = []
+    for entry in [*generics, *explicit, *unknown]:
+        if entry not in result:
+            result.append(entry)
+    return result, coupled
+
+
+class StageFilterDialog(QDialog):
+    """Pipelines and stages with checkboxes: checked stages are skipped."""
+
+    def __init__(self, controller: AppController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle(self.tr("Stage filter"))
+        self.setWindowIcon(icons.icon("filter"))
+        self.resize(560, 620)
+        self._filling = False
+        self.released: list[int] = []
+
+        self.intro = QLabel(self.tr(
+            "Deals in the checked stages are not sent to the production database. "
+            "A change applies at once."), self)
+        self.intro.setWordWrap(True)
+        self.loading = InlineMessage(self)
+        self.retry_button = QPushButton(self.tr("Try again"), self)
+        self.retry_button.setVisible(False)
+        self.retry_button.clicked.connect(self._load)
+
+        self.tree = QTreeWidget(self)
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels([self.tr("Pipeline and stage"), self.tr("Deals")])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.tree.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.tree.itemChanged.connect(self._on_item_changed)
+
+        self.released_bar = MessageBar(self)
+        self.released_bar.action_triggered.connect(self.sync_released)
+        self.note = QLabel(self.tr(
+            "A stage of the general pipeline also covers the stage with the same code in the "
+            "other pipelines, so such stages change together."), self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #5B6675;")
+        self.coupled = InlineMessage(self)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.intro)
+        layout.addWidget(self.loading)
+        layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.coupled)
+        layout.addWidget(self.released_bar)
+        layout.addWidget(self.note)
+        layout.addWidget(buttons)
+
+        controller.pipelines_loaded.connect(self._on_pipelines_loaded)
+        controller.pipelines_failed.connect(self._on_pipelines_failed)
+        if controller.catalog.loaded:
+            self.fill(controller.catalog.pipelines)
+        self._load(refresh=controller.catalog.loaded)
+
+    # -- loading -----------------------------------------------------------------------------------
+    def _load(self, refresh: bool = False) -> None:
+        self.retry_button.setVisible(False)
+        if not self.controller.running or not self.controller.configured:
+            if not self.controller.catalog.loaded:
+                self.loading.show_error(self.tr(
+                    "The pipelines come from the portal: connect to a portal in the settings "
+                    "first."))
+            return
+        if not self.controller.catalog.loaded:
+            self.loading.show_busy(self.tr("Loading the portal's pipelines…"))
+        self.controller.load_pipelines(refresh=bool(refresh))
+
+    def _on_pipelines_loaded(self) -> None:
+        self.loading.clear_message()
+        self.fill(self.controller.catalog.pipelines)
+
+    def _on_pipelines_failed(self, problem: str) -> None:
+        if self.controller.catalog.loaded:
+            return  # the names we have are good enough; refreshing them failed
+        self.loading.show_error(self.tr("Could not read the pipelines: %1").replace("%1", problem))
+        self.retry_button.setVisible(True)
+
+    # -- content -----------------------------------------------------------------------------------
+    def known_stages(self) -> list[str]:
+        return [s.id for p in self.controller.catalog.pipelines for s in p.stages]
+
+    def fill(self, pipelines: Iterable[Pipeline]) -> None:
+        counts = Counter(d.stage_id for d in self.controller.deals_model.deals())
+        self._filling = True
+        self.tree.clear()
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        for pipeline in pipelines:
+            top = QTreeWidgetItem([pipeline.name, ""])
+            top.setFont(0, bold)
+            top.setData(0, PIPELINE_ROLE, pipeline.id)
+            top.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            total = 0
+            for stage in pipeline.stages:
+                count = counts.get(stage.id, 0)
+                total += count
+                item = QTreeWidgetItem([stage.name, formatting.number_text(count) if count else ""])
+                item.setIcon(0, icons.swatch(stage.color))
+                item.setData(0, STAGE_ROLE, stage.id)
+                item.setToolTip(0, f"{stage.name} ({stage.id})")
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                top.addChild(item)
+            top.setText(1, formatting.number_text(total) if total else "")
+            top.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.tree.addTopLevelItem(top)
+        self.tree.expandAll()
+        self._filling = False
+        self.refresh_checks()
+
+    def refresh_checks(self) -> None:
+        """Show what the filter in force skips."""
+        current = StageFilter(self.controller.skip_stages)
+        self._filling = True
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            checked = 0
+            for j in range(top.childCount()):
+                item = top.child(j)
+                skip = current.skips(item.data(0, STAGE_ROLE))
+                checked += skip
+                item.setCheckState(0, Qt.CheckState.Checked if skip else Qt.CheckState.Unchecked)
+            if checked == 0:
+                state = Qt.CheckState.Unchecked
+            elif checked == top.childCount():
+                state = Qt.CheckState.Checked
+            else:
+                state = Qt.CheckState.PartiallyChecked
+            top.setCheckState(0, state)
+        self._filling = False
+
+    def stage_item(self, stage_id: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                if top.child(j).data(0, STAGE_ROLE) == stage_id:
+                    return top.child(j)
+        return None
+
+    # -- changes -----------------------------------------------------------------------------------
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if self._filling or column != 0:
+            return
+        skip = item.checkState(0) == Qt.CheckState.Checked
+        stage_id = item.data(0, STAGE_ROLE)
+        if stage_id is not None:
+            changes = {stage_id: skip}
+        else:
+            changes = {item.child(j).data(0, STAGE_ROLE): skip for j in range(item.childCount())}
+        self.set_skipped(changes)
+
+    def set_skipped(self, changes: dict[str, bool]) -> list[str]:
+        """Apply a change at once; returns the new filter entries."""
+        entries, coupled = toggle_stages(self.controller.skip_stages, self.known_stages(), changes)
+        released = self.controller.set_skip_stages(entries)
+        self.refresh_checks()
+        if coupled:
+            self.coupled.show_busy(self.tr(
+                "Stages with the same code changed together (see the note below)."))
+        else:
+            self.coupled.clear_message()
+        self.released = released
+        if released:
+            self.released_bar.show_message("info", self.tr(
+                "%n deal(s) skipped so far now pass the filter.", "", len(released)),
+                self.tr("Sync them now"))
+        else:
+            self.released_bar.dismiss()
+        return entries
+
+    def sync_released(self) -> None:
+        count = self.controller.resync(self.released)
+        self.released = []
+        self.released_bar.show_message("success", self.tr(
+            "%n deal(s) will be read from the portal and written to production.", "", count),
+            timeout_ms=8000)
+
+
+__all__ = ["StageFilterDialog", "toggle_stages"]

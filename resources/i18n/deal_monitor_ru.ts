@@ -1,0 +1,1430 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="ru" sourcelanguage="en">
+    <context>
+        <name>AppController</name>
+        <message>
+            <source>Could not save the settings file: %1</source>
+            <translation>Не удалось сохранить файл настроек: %1</translation>
+        </message>
+        <message>
+            <source>The system keyring did not accept the secrets (%1); they are kept until the app closes and are not written to disk.</source>
+            <translation>Системное хранилище паролей не приняло секреты (%1); они хранятся до закрытия программы и не записываются на диск.</translation>
+        </message>
+        <message>
+            <source>Deal Monitor could not start</source>
+            <translation>Deal Monitor не удалось запустить</translation>
+        </message>
+        <message>
+            <source>Could not read the local database</source>
+            <translation>Не удалось прочитать локальную базу</translation>
+        </message>
+        <message>
+            <source>Synchronisation has a problem</source>
+            <translation>Проблема с синхронизацией</translation>
+        </message>
+        <message>
+            <source>Not receiving events</source>
+            <translation>События не принимаются</translation>
+        </message>
+        <message>
+            <source>The listener stopped.</source>
+            <translation>Приёмник событий остановлен.</translation>
+        </message>
+        <message>
+            <source>Resync stopped</source>
+            <translation>Перечитывание прервано</translation>
+        </message>
+        <message>
+            <source>Resync cancelled</source>
+            <translation>Перечитывание отменено</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) were listed before you cancelled; run it again to continue.</source>
+            <translation>
+                <numerusform>До отмены прочитана %n сделка; запустите снова, чтобы продолжить.</numerusform>
+                <numerusform>До отмены прочитаны %n сделки; запустите снова, чтобы продолжить.</numerusform>
+                <numerusform>До отмены прочитано %n сделок; запустите снова, чтобы продолжить.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Resync finished</source>
+            <translation>Перечитывание завершено</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) read from the portal; they are being synced now.</source>
+            <translation>
+                <numerusform>Из портала прочитана %n сделка; сейчас она синхронизируется.</numerusform>
+                <numerusform>Из портала прочитаны %n сделки; сейчас они синхронизируются.</numerusform>
+                <numerusform>Из портала прочитано %n сделок; сейчас они синхронизируются.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Deal %1: %2</source>
+            <translation>Сделка %1: %2</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) could not be synced. See the Events tab.</source>
+            <translation>
+                <numerusform>Не удалось синхронизировать %n сделку. Подробности — на вкладке «События».</numerusform>
+                <numerusform>Не удалось синхронизировать %n сделки. Подробности — на вкладке «События».</numerusform>
+                <numerusform>Не удалось синхронизировать %n сделок. Подробности — на вкладке «События».</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Sync failed</source>
+            <translation>Ошибка синхронизации</translation>
+        </message>
+        <message>
+            <source>Deal %1 “%2” is in the production database.</source>
+            <translation>Сделка %1 «%2» передана в базу производства.</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) reached the production database.</source>
+            <translation>
+                <numerusform>В базу производства передана %n сделка.</numerusform>
+                <numerusform>В базу производства переданы %n сделки.</numerusform>
+                <numerusform>В базу производства передано %n сделок.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>New deal in production</source>
+            <translation>Новая сделка в производстве</translation>
+        </message>
+        <message>
+            <source>The action failed</source>
+            <translation>Действие не выполнено</translation>
+        </message>
+    </context>
+    <context>
+        <name>CrashDialog</name>
+        <message>
+            <source>Deal Monitor: unexpected error</source>
+            <translation>Deal Monitor: непредвиденная ошибка</translation>
+        </message>
+        <message>
+            <source>Something went wrong inside Deal Monitor</source>
+            <translation>В работе Deal Monitor произошёл сбой</translation>
+        </message>
+        <message>
+            <source>The app keeps running and no received event is lost: events wait in the local inbox until they are synced. If this happens again, send the details below to your administrator.</source>
+            <translation>Программа продолжает работать, и ни одно полученное событие не потеряно: события ждут в локальной очереди, пока не будут синхронизированы. Если сбой повторится, отправьте подробности ниже администратору.</translation>
+        </message>
+        <message>
+            <source>Show details</source>
+            <translation>Показать подробности</translation>
+        </message>
+        <message>
+            <source>Hide details</source>
+            <translation>Скрыть подробности</translation>
+        </message>
+        <message>
+            <source>Copy details</source>
+            <translation>Скопировать подробности</translation>
+        </message>
+        <message>
+            <source>Open the log folder</source>
+            <translation>Открыть папку журналов</translation>
+        </message>
+    </context>
+    <context>
+        <name>DealDetail</name>
+        <message>
+            <source>Resync this deal</source>
+            <translation>Перечитать сделку</translation>
+        </message>
+        <message>
+            <source>Read the deal from the portal again now (Ctrl+R)</source>
+            <translation>Прочитать сделку из портала заново (Ctrl+R)</translation>
+        </message>
+        <message>
+            <source>Timeline</source>
+            <translation>История</translation>
+        </message>
+        <message>
+            <source>Time</source>
+            <translation>Время</translation>
+        </message>
+        <message>
+            <source>Step</source>
+            <translation>Шаг</translation>
+        </message>
+        <message>
+            <source>What happened</source>
+            <translation>Что произошло</translation>
+        </message>
+        <message>
+            <source>Select a deal to see its timeline.</source>
+            <translation>Выберите сделку, чтобы увидеть её историю.</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) selected. Ctrl+R reads them all again.</source>
+            <translation>
+                <numerusform>Выбрана %n сделка. Ctrl+R перечитает её.</numerusform>
+                <numerusform>Выбраны %n сделки. Ctrl+R перечитает их все.</numerusform>
+                <numerusform>Выбрано %n сделок. Ctrl+R перечитает их все.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Deal %1</source>
+            <translation>Сделка %1</translation>
+        </message>
+        <message>
+            <source>closes %1</source>
+            <translation>закрытие %1</translation>
+        </message>
+        <message>
+            <source>(empty)</source>
+            <translation>(пусто)</translation>
+        </message>
+        <message>
+            <source>yes</source>
+            <translation>да</translation>
+        </message>
+        <message>
+            <source>no</source>
+            <translation>нет</translation>
+        </message>
+    </context>
+    <context>
+        <name>DealsModel</name>
+        <message>
+            <source>When the deal last changed in Bitrix24</source>
+            <translation>Когда сделка последний раз менялась в Битрикс24</translation>
+        </message>
+        <message>
+            <source>When Deal Monitor last read the deal and decided about it</source>
+            <translation>Когда Deal Monitor последний раз прочитал сделку и принял решение</translation>
+        </message>
+        <message>
+            <source>What the production database holds for the deal</source>
+            <translation>Что о сделке записано в базе производства</translation>
+        </message>
+        <message>
+            <source>ID</source>
+            <translation>ID</translation>
+        </message>
+        <message>
+            <source>Deal</source>
+            <translation>Сделка</translation>
+        </message>
+        <message>
+            <source>Pipeline</source>
+            <translation>Воронка</translation>
+        </message>
+        <message>
+            <source>Stage</source>
+            <translation>Стадия</translation>
+        </message>
+        <message>
+            <source>Amount</source>
+            <translation>Сумма</translation>
+        </message>
+        <message>
+            <source>Close date</source>
+            <translation>Закрытие</translation>
+        </message>
+        <message>
+            <source>Changed</source>
+            <translation>Изменение</translation>
+        </message>
+        <message>
+            <source>Synced</source>
+            <translation>Синхронизация</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>Состояние</translation>
+        </message>
+    </context>
+    <context>
+        <name>DesktopApp</name>
+        <message>
+            <source>Deal Monitor</source>
+            <translation>Deal Monitor</translation>
+        </message>
+        <message>
+            <source>The settings file has an error and cannot be used:
+
+%1
+
+%2</source>
+            <translation>В файле настроек ошибка, его нельзя использовать:
+
+%1
+
+%2</translation>
+        </message>
+        <message>
+            <source>Start with default settings</source>
+            <translation>Запустить с настройками по умолчанию</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Выйти</translation>
+        </message>
+        <message>
+            <source>No secure keyring</source>
+            <translation>Нет защищённого хранилища паролей</translation>
+        </message>
+        <message>
+            <source>The webhook URL and the token are kept only until the app closes (%1).</source>
+            <translation>Адрес вебхука и токен хранятся только до закрытия программы (%1).</translation>
+        </message>
+        <message>
+            <source>Settings</source>
+            <translation>Настройки</translation>
+        </message>
+        <message>
+            <source>Settings saved.</source>
+            <translation>Настройки сохранены.</translation>
+        </message>
+    </context>
+    <context>
+        <name>EventsModel</name>
+        <message>
+            <source>Time</source>
+            <translation>Время</translation>
+        </message>
+        <message>
+            <source>Event</source>
+            <translation>Событие</translation>
+        </message>
+        <message>
+            <source>Deal</source>
+            <translation>Сделка</translation>
+        </message>
+        <message>
+            <source>Source</source>
+            <translation>Источник</translation>
+        </message>
+        <message>
+            <source>Status</source>
+            <translation>Статус</translation>
+        </message>
+        <message>
+            <source>Attempts</source>
+            <translation>Попытки</translation>
+        </message>
+        <message>
+            <source>Error</source>
+            <translation>Ошибка</translation>
+        </message>
+        <message>
+            <source>Sender</source>
+            <translation>Отправитель</translation>
+        </message>
+    </context>
+    <context>
+        <name>FirstRunDialog</name>
+        <message>
+            <source>Welcome to Deal Monitor</source>
+            <translation>Добро пожаловать в Deal Monitor</translation>
+        </message>
+        <message>
+            <source>Deal Monitor keeps the production database in step with the deals of Bitrix24: every deal that leaves the start stage is written there within seconds.</source>
+            <translation>Deal Monitor поддерживает базу производства в соответствии со сделками Битрикс24: каждая сделка, покинувшая начальную стадию, попадает туда за считаные секунды.</translation>
+        </message>
+        <message>
+            <source>Connect to my Bitrix24 portal</source>
+            <translation>Подключить мой портал Битрикс24</translation>
+        </message>
+        <message>
+            <source>You need an inbound webhook with CRM access and an outgoing webhook for deal events.</source>
+            <translation>Понадобятся входящий вебхук с доступом к CRM и исходящий вебхук для событий сделок.</translation>
+        </message>
+        <message>
+            <source>Try the demo</source>
+            <translation>Попробовать демо</translation>
+        </message>
+        <message>
+            <source>A simulated portal creates and moves deals, so you can see everything working at once. Your data is not touched.</source>
+            <translation>Имитация портала создаёт и двигает сделки — вы сразу увидите, как всё работает. Ваши данные не затрагиваются.</translation>
+        </message>
+        <message>
+            <source>Connect to your portal</source>
+            <translation>Подключение к порталу</translation>
+        </message>
+        <message>
+            <source>Test</source>
+            <translation>Проверить</translation>
+        </message>
+        <message>
+            <source>Inbound webhook URL</source>
+            <translation>Адрес входящего вебхука</translation>
+        </message>
+        <message>
+            <source>Application token</source>
+            <translation>Токен приложения</translation>
+        </message>
+        <message>
+            <source>Listen on port</source>
+            <translation>Порт приёма событий</translation>
+        </message>
+        <message>
+            <source>Back</source>
+            <translation>Назад</translation>
+        </message>
+        <message>
+            <source>Connect</source>
+            <translation>Подключить</translation>
+        </message>
+        <message>
+            <source>In Bitrix24 create an outgoing webhook for the events ONCRMDEALADD, ONCRMDEALUPDATE and ONCRMDEALDELETE with the handler address http://&lt;this computer&gt;:%1/bitrix24/events (or your public URL), and paste its application token above.</source>
+            <translation>В Битрикс24 создайте исходящий вебхук на события ONCRMDEALADD, ONCRMDEALUPDATE и ONCRMDEALDELETE с адресом обработчика http://&lt;этот компьютер&gt;:%1/bitrix24/events (или ваш публичный адрес) и вставьте выше его токен приложения.</translation>
+        </message>
+        <message>
+            <source>Enter the inbound webhook URL first.</source>
+            <translation>Сначала введите адрес входящего вебхука.</translation>
+        </message>
+        <message>
+            <source>Checking…</source>
+            <translation>Проверка…</translation>
+        </message>
+        <message>
+            <source>The portal answered: the webhook works.</source>
+            <translation>Портал ответил: вебхук работает.</translation>
+        </message>
+        <message>
+            <source>Enter the inbound webhook URL.</source>
+            <translation>Введите адрес входящего вебхука.</translation>
+        </message>
+    </context>
+    <context>
+        <name>Formatting</name>
+        <message>
+            <source>%1 s</source>
+            <translation>%1 с</translation>
+        </message>
+        <message>
+            <source>%1 min</source>
+            <translation>%1 мин</translation>
+        </message>
+        <message>
+            <source>%1 h %2 min</source>
+            <translation>%1 ч %2 мин</translation>
+        </message>
+    </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>Deal Monitor</source>
+            <translation>Deal Monitor</translation>
+        </message>
+        <message>
+            <source>demo</source>
+            <translation>демо</translation>
+        </message>
+        <message>
+            <source>&amp;File</source>
+            <translation>&amp;Файл</translation>
+        </message>
+        <message>
+            <source>&amp;Sync</source>
+            <translation>&amp;Синхронизация</translation>
+        </message>
+        <message>
+            <source>&amp;View</source>
+            <translation>&amp;Вид</translation>
+        </message>
+        <message>
+            <source>&amp;Help</source>
+            <translation>&amp;Справка</translation>
+        </message>
+        <message>
+            <source>Resync deal</source>
+            <translation>Перечитать сделку</translation>
+        </message>
+        <message>
+            <source>Read the selected deals from the portal again (Ctrl+R)</source>
+            <translation>Прочитать выбранные сделки из портала заново (Ctrl+R)</translation>
+        </message>
+        <message>
+            <source>Resync all</source>
+            <translation>Перечитать все</translation>
+        </message>
+        <message>
+            <source>Read every deal of the portal again</source>
+            <translation>Прочитать заново все сделки портала</translation>
+        </message>
+        <message>
+            <source>Retry failed</source>
+            <translation>Повторить неудачные</translation>
+        </message>
+        <message>
+            <source>Try the failed events again</source>
+            <translation>Повторить события, завершившиеся ошибкой</translation>
+        </message>
+        <message>
+            <source>Stage filter…</source>
+            <translation>Фильтр стадий…</translation>
+        </message>
+        <message>
+            <source>Choose the stages whose deals are not sent to production</source>
+            <translation>Выбрать стадии, сделки в которых не передаются в производство</translation>
+        </message>
+        <message>
+            <source>Settings…</source>
+            <translation>Настройки…</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Выйти</translation>
+        </message>
+        <message>
+            <source>Reload tables</source>
+            <translation>Обновить таблицы</translation>
+        </message>
+        <message>
+            <source>Find…</source>
+            <translation>Найти…</translation>
+        </message>
+        <message>
+            <source>Deals</source>
+            <translation>Сделки</translation>
+        </message>
+        <message>
+            <source>Events</source>
+            <translation>События</translation>
+        </message>
+        <message>
+            <source>Open the log folder</source>
+            <translation>Открыть папку журналов</translation>
+        </message>
+        <message>
+            <source>About Deal Monitor</source>
+            <translation>О программе Deal Monitor</translation>
+        </message>
+        <message>
+            <source>Cancel</source>
+            <translation>Отменить</translation>
+        </message>
+        <message>
+            <source>Demo portal</source>
+            <translation>Демо-портал</translation>
+        </message>
+        <message>
+            <source>A simulated Bitrix24 portal on this computer; nothing here touches real data.</source>
+            <translation>Имитация портала Битрикс24 на этом компьютере; настоящие данные не затрагиваются.</translation>
+        </message>
+        <message>
+            <source>Filter deals: ID, title, pipeline or stage</source>
+            <translation>Фильтр сделок: ID, название, воронка или стадия</translation>
+        </message>
+        <message>
+            <source>Filter events: deal ID, event, error or sender</source>
+            <translation>Фильтр событий: ID сделки, событие, ошибка или отправитель</translation>
+        </message>
+        <message>
+            <source>All states</source>
+            <translation>Все состояния</translation>
+        </message>
+        <message>
+            <source>All statuses</source>
+            <translation>Все статусы</translation>
+        </message>
+        <message>
+            <source>Problems only</source>
+            <translation>Только проблемы</translation>
+        </message>
+        <message>
+            <source>Deal Monitor is still running</source>
+            <translation>Deal Monitor продолжает работать</translation>
+        </message>
+        <message>
+            <source>It keeps syncing in the background. Use the tray icon to open the window or to quit.</source>
+            <translation>Синхронизация идёт в фоне. Открыть окно или выйти можно через значок в области уведомлений.</translation>
+        </message>
+        <message numerus="yes">
+            <source>%1 of %n deal(s)</source>
+            <translation>
+                <numerusform>%1 из %n сделки</numerusform>
+                <numerusform>%1 из %n сделок</numerusform>
+                <numerusform>%1 из %n сделок</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s)</source>
+            <translation>
+                <numerusform>%n сделка</numerusform>
+                <numerusform>%n сделки</numerusform>
+                <numerusform>%n сделок</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>%1 of %n event(s)</source>
+            <translation>
+                <numerusform>%1 из %n события</numerusform>
+                <numerusform>%1 из %n событий</numerusform>
+                <numerusform>%1 из %n событий</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Loading…</source>
+            <translation>Загрузка…</translation>
+        </message>
+        <message>
+            <source>Deals (%1)</source>
+            <translation>Сделки (%1)</translation>
+        </message>
+        <message numerus="yes">
+            <source>(%n failed)</source>
+            <translation>
+                <numerusform>(%n с ошибкой)</numerusform>
+                <numerusform>(%n с ошибкой)</numerusform>
+                <numerusform>(%n с ошибкой)</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Select one or more deals first.</source>
+            <translation>Сначала выберите одну или несколько сделок.</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) will be read from the portal again.</source>
+            <translation>
+                <numerusform>%n сделка будет прочитана из портала заново.</numerusform>
+                <numerusform>%n сделки будут прочитаны из портала заново.</numerusform>
+                <numerusform>%n сделок будут прочитаны из портала заново.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Resync all deals</source>
+            <translation>Перечитать все сделки</translation>
+        </message>
+        <message>
+            <source>Read every deal of the portal again and update the production database?
+
+This can take a while on a large portal; you can keep working and cancel it at any time.</source>
+            <translation>Прочитать заново все сделки портала и обновить базу производства?
+
+На большом портале это займёт время; работать можно и дальше, а отменить — в любой момент.</translation>
+        </message>
+        <message>
+            <source>A full resync is already running.</source>
+            <translation>Полное перечитывание уже идёт.</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n failed event(s) queued again.</source>
+            <translation>
+                <numerusform>%n событие с ошибкой снова поставлено в очередь.</numerusform>
+                <numerusform>%n события с ошибкой снова поставлены в очередь.</numerusform>
+                <numerusform>%n событий с ошибкой снова поставлены в очередь.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>There are no failed events.</source>
+            <translation>Событий с ошибкой нет.</translation>
+        </message>
+        <message>
+            <source>Deal Monitor %1
+
+Keeps the production database in step with the deals of Bitrix24.</source>
+            <translation>Deal Monitor %1
+
+Поддерживает базу производства в соответствии со сделками Битрикс24.</translation>
+        </message>
+        <message>
+            <source>Resume processing</source>
+            <translation>Возобновить обработку</translation>
+        </message>
+        <message>
+            <source>Pause processing</source>
+            <translation>Приостановить обработку</translation>
+        </message>
+        <message>
+            <source>Sync the events that arrived while paused</source>
+            <translation>Синхронизировать события, пришедшие во время паузы</translation>
+        </message>
+        <message>
+            <source>Stop writing to the production database; events are still received and kept</source>
+            <translation>Остановить запись в базу производства; события по-прежнему принимаются и сохраняются</translation>
+        </message>
+        <message>
+            <source>Show the events of this deal</source>
+            <translation>Показать события этой сделки</translation>
+        </message>
+        <message>
+            <source>Copy deal IDs</source>
+            <translation>Скопировать ID сделок</translation>
+        </message>
+        <message>
+            <source>Show the deal</source>
+            <translation>Показать сделку</translation>
+        </message>
+        <message>
+            <source>Copy the error</source>
+            <translation>Скопировать ошибку</translation>
+        </message>
+        <message>
+            <source>Demo</source>
+            <translation>Демо</translation>
+        </message>
+        <message>
+            <source>A simulated Bitrix24 portal creates and moves deals every few seconds. Nothing here touches your real data.</source>
+            <translation>Имитация портала Битрикс24 создаёт и двигает сделки каждые несколько секунд. Ваши настоящие данные не затрагиваются.</translation>
+        </message>
+        <message>
+            <source>Open settings</source>
+            <translation>Открыть настройки</translation>
+        </message>
+        <message>
+            <source>Deal Monitor could not start</source>
+            <translation>Deal Monitor не удалось запустить</translation>
+        </message>
+        <message>
+            <source>Not connected to a Bitrix24 portal yet. Events are received and kept, but deals cannot be read until the webhook is set.</source>
+            <translation>Портал Битрикс24 ещё не подключён. События принимаются и сохраняются, но сделки нельзя прочитать, пока не задан вебхук.</translation>
+        </message>
+        <message>
+            <source>Show</source>
+            <translation>Показать</translation>
+        </message>
+        <message>
+            <source>Receiving events at %1</source>
+            <translation>Приём событий: %1</translation>
+        </message>
+        <message>
+            <source>Bitrix24 sends events to %1</source>
+            <translation>Битрикс24 отправляет события на %1</translation>
+        </message>
+        <message>
+            <source>Starting…</source>
+            <translation>Запуск…</translation>
+        </message>
+        <message>
+            <source>Not running</source>
+            <translation>Не запущено</translation>
+        </message>
+        <message>
+            <source>Listener off: changes are found by reconciliation</source>
+            <translation>Приём событий выключен: изменения находит сверка</translation>
+        </message>
+        <message>
+            <source>unknown reason</source>
+            <translation>причина неизвестна</translation>
+        </message>
+        <message>
+            <source>Not receiving events: %1</source>
+            <translation>События не принимаются: %1</translation>
+        </message>
+        <message>
+            <source>Last event %1</source>
+            <translation>Последнее событие %1</translation>
+        </message>
+        <message>
+            <source>No events yet</source>
+            <translation>Событий пока не было</translation>
+        </message>
+        <message>
+            <source>Queue: %1</source>
+            <translation>Очередь: %1</translation>
+        </message>
+        <message>
+            <source>paused</source>
+            <translation>пауза</translation>
+        </message>
+        <message>
+            <source>Events waiting to be synced</source>
+            <translation>События, ожидающие синхронизации</translation>
+        </message>
+        <message>
+            <source>API budget %1/%2</source>
+            <translation>Лимит API %1/%2</translation>
+        </message>
+        <message>
+            <source>Requests the portal accepts right now without waiting (Bitrix24 limit)</source>
+            <translation>Сколько запросов портал примет прямо сейчас без ожидания (лимит Битрикс24)</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n failed</source>
+            <translation>
+                <numerusform>%n с ошибкой</numerusform>
+                <numerusform>%n с ошибкой</numerusform>
+                <numerusform>%n с ошибкой</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>the portal refuses the webhook</source>
+            <translation>портал отклоняет вебхук</translation>
+        </message>
+        <message>
+            <source>changes arrive without events: %1</source>
+            <translation>изменения приходят без событий: %1</translation>
+        </message>
+        <message>
+            <source>Resync</source>
+            <translation>Перечитывание</translation>
+        </message>
+        <message>
+            <source>about %1 left</source>
+            <translation>осталось около %1</translation>
+        </message>
+    </context>
+    <context>
+        <name>SecretEdit</name>
+        <message>
+            <source>Hide</source>
+            <translation>Скрыть</translation>
+        </message>
+        <message>
+            <source>Show</source>
+            <translation>Показать</translation>
+        </message>
+    </context>
+    <context>
+        <name>SettingsDialog</name>
+        <message>
+            <source>The token is empty. Copy it from the outgoing webhook's page in Bitrix24 (“Application token”).</source>
+            <translation>Токен не указан. Скопируйте его со страницы исходящего вебхука в Битрикс24 («Токен приложения»).</translation>
+        </message>
+        <message>
+            <source>The token must not contain spaces.</source>
+            <translation>В токене не должно быть пробелов.</translation>
+        </message>
+        <message>
+            <source>This does not look like a Bitrix24 application token (16–64 letters and digits).</source>
+            <translation>Это не похоже на токен приложения Битрикс24 (16–64 латинские буквы и цифры).</translation>
+        </message>
+        <message>
+            <source>Settings</source>
+            <translation>Настройки</translation>
+        </message>
+        <message>
+            <source>Test</source>
+            <translation>Проверить</translation>
+        </message>
+        <message>
+            <source>Standard (2 requests per second)</source>
+            <translation>Стандартный (2 запроса в секунду)</translation>
+        </message>
+        <message>
+            <source>Enterprise (5 requests per second)</source>
+            <translation>Энтерпрайз (5 запросов в секунду)</translation>
+        </message>
+        <message>
+            <source>Demo mode: the simulated portal's address and token are shown; changes here last until the app closes.</source>
+            <translation>Демо-режим: показаны адрес и токен имитации портала; изменения здесь действуют до закрытия программы.</translation>
+        </message>
+        <message>
+            <source>The webhook URL and the token are kept in the system keyring, not in the settings file.</source>
+            <translation>Адрес вебхука и токен хранятся в системном хранилище паролей, а не в файле настроек.</translation>
+        </message>
+        <message>
+            <source>This computer has no secure keyring, so the webhook URL and the token are kept only until the app closes; they are never written to disk. You will be asked for them at the next start.</source>
+            <translation>На этом компьютере нет защищённого хранилища паролей, поэтому адрес вебхука и токен хранятся только до закрытия программы и никогда не записываются на диск. При следующем запуске их нужно будет ввести снова.</translation>
+        </message>
+        <message>
+            <source>Bitrix24 portal</source>
+            <translation>Портал Битрикс24</translation>
+        </message>
+        <message>
+            <source>Inbound webhook URL</source>
+            <translation>Адрес входящего вебхука</translation>
+        </message>
+        <message>
+            <source>Application token</source>
+            <translation>Токен приложения</translation>
+        </message>
+        <message>
+            <source>Portal plan</source>
+            <translation>Тариф портала</translation>
+        </message>
+        <message>
+            <source>Event listener</source>
+            <translation>Приём событий</translation>
+        </message>
+        <message>
+            <source>Address and port</source>
+            <translation>Адрес и порт</translation>
+        </message>
+        <message>
+            <source>Path</source>
+            <translation>Путь</translation>
+        </message>
+        <message>
+            <source>Public URL</source>
+            <translation>Публичный адрес</translation>
+        </message>
+        <message>
+            <source>Bitrix24 sends events to the public URL (a tunnel or reverse proxy in front of this computer). Without one the app still finds every change by reconciliation, only later.</source>
+            <translation>Битрикс24 отправляет события на публичный адрес (туннель или обратный прокси перед этим компьютером). Без него программа всё равно найдёт каждое изменение сверкой, только позже.</translation>
+        </message>
+        <message>
+            <source>Production database</source>
+            <translation>База производства</translation>
+        </message>
+        <message>
+            <source>Database URL</source>
+            <translation>Адрес базы данных</translation>
+        </message>
+        <message>
+            <source>Table</source>
+            <translation>Таблица</translation>
+        </message>
+        <message>
+            <source>Empty: a SQLite file in the app's data folder. For PostgreSQL: postgresql+psycopg://user:password@host/database</source>
+            <translation>Пусто — файл SQLite в папке данных программы. Для PostgreSQL: postgresql+psycopg://пользователь:пароль@сервер/база</translation>
+        </message>
+        <message>
+            <source>When a deal cannot be synced</source>
+            <translation>Когда сделку не удалось синхронизировать</translation>
+        </message>
+        <message>
+            <source>When a deal reaches the production database for the first time</source>
+            <translation>Когда сделка впервые попадает в базу производства</translation>
+        </message>
+        <message>
+            <source>As the system</source>
+            <translation>Как в системе</translation>
+        </message>
+        <message>
+            <source>Notifications and language</source>
+            <translation>Уведомления и язык</translation>
+        </message>
+        <message>
+            <source>Notify</source>
+            <translation>Уведомлять</translation>
+        </message>
+        <message>
+            <source>Language</source>
+            <translation>Язык</translation>
+        </message>
+        <message>
+            <source>Checking…</source>
+            <translation>Проверка…</translation>
+        </message>
+        <message>
+            <source>Enter the inbound webhook URL: in Bitrix24 open Developer resources → Other → Inbound webhook, allow CRM, and copy the URL.</source>
+            <translation>Введите адрес входящего вебхука: в Битрикс24 откройте «Разработчикам» → «Другое» → «Входящий вебхук», разрешите CRM и скопируйте адрес.</translation>
+        </message>
+        <message>
+            <source>The portal answered: the webhook works.</source>
+            <translation>Портал ответил: вебхук работает.</translation>
+        </message>
+        <message>
+            <source>The token looks right. Events signed with another token are rejected and listed in the Events tab.</source>
+            <translation>Токен выглядит правильно. События с другим токеном отклоняются и видны на вкладке «События».</translation>
+        </message>
+        <message>
+            <source>Deal Monitor is listening there now.</source>
+            <translation>Deal Monitor сейчас принимает события по этому адресу.</translation>
+        </message>
+        <message>
+            <source>Port 0 picks a free port at every start; Bitrix24 then needs a tunnel that follows it.</source>
+            <translation>Порт 0 — при каждом запуске выбирается свободный порт; тогда Битрикс24 нужен туннель, который следует за ним.</translation>
+        </message>
+        <message>
+            <source>This address is free: the app can listen there.</source>
+            <translation>Адрес свободен: программа сможет принимать на нём события.</translation>
+        </message>
+        <message>
+            <source>No public URL: Bitrix24 cannot send events to this computer directly; changes are still found by reconciliation.</source>
+            <translation>Публичный адрес не задан: Битрикс24 не сможет отправлять события на этот компьютер напрямую; изменения всё равно найдёт сверка.</translation>
+        </message>
+        <message>
+            <source>The public URL reaches this app.</source>
+            <translation>Публичный адрес ведёт в эту программу.</translation>
+        </message>
+        <message>
+            <source>The database accepts writes to the table.</source>
+            <translation>База данных принимает запись в таблицу.</translation>
+        </message>
+        <message>
+            <source>Deal Monitor</source>
+            <translation>Deal Monitor</translation>
+        </message>
+        <message>
+            <source>This is how Deal Monitor tells you about failed syncs and new deals in production.</source>
+            <translation>Так Deal Monitor сообщает о неудачной синхронизации и о новых сделках в производстве.</translation>
+        </message>
+        <message>
+            <source>Nothing answers at this address (%1). Check the tunnel or proxy.</source>
+            <translation>По этому адресу никто не отвечает (%1). Проверьте туннель или прокси.</translation>
+        </message>
+        <message>
+            <source>%1 answered HTTP %2, not Deal Monitor: check that it forwards to this computer's listener.</source>
+            <translation>%1 ответил HTTP %2, это не Deal Monitor: проверьте, что запросы перенаправляются на приёмник событий этого компьютера.</translation>
+        </message>
+    </context>
+    <context>
+        <name>StageFilterDialog</name>
+        <message>
+            <source>Stage filter</source>
+            <translation>Фильтр стадий</translation>
+        </message>
+        <message>
+            <source>Deals in the checked stages are not sent to the production database. A change applies at once.</source>
+            <translation>Сделки на отмеченных стадиях не передаются в базу производства. Изменение действует сразу.</translation>
+        </message>
+        <message>
+            <source>Try again</source>
+            <translation>Повторить</translation>
+        </message>
+        <message>
+            <source>Pipeline and stage</source>
+            <translation>Воронка и стадия</translation>
+        </message>
+        <message>
+            <source>Deals</source>
+            <translation>Сделок</translation>
+        </message>
+        <message>
+            <source>A stage of the general pipeline also covers the stage with the same code in the other pipelines, so such stages change together.</source>
+            <translation>Стадия общей воронки действует и на стадию с тем же кодом в других воронках, поэтому такие стадии меняются вместе.</translation>
+        </message>
+        <message>
+            <source>The pipelines come from the portal: connect to a portal in the settings first.</source>
+            <translation>Воронки читаются из портала: сначала подключите портал в настройках.</translation>
+        </message>
+        <message>
+            <source>Loading the portal's pipelines…</source>
+            <translation>Загрузка воронок портала…</translation>
+        </message>
+        <message>
+            <source>Could not read the pipelines: %1</source>
+            <translation>Не удалось прочитать воронки: %1</translation>
+        </message>
+        <message>
+            <source>Stages with the same code changed together (see the note below).</source>
+            <translation>Стадии с одинаковым кодом изменились вместе (см. примечание ниже).</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) skipped so far now pass the filter.</source>
+            <translation>
+                <numerusform>Теперь фильтр пропускает %n ранее отложенную сделку.</numerusform>
+                <numerusform>Теперь фильтр пропускает %n ранее отложенные сделки.</numerusform>
+                <numerusform>Теперь фильтр пропускает %n ранее отложенных сделок.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Sync them now</source>
+            <translation>Синхронизировать сейчас</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n deal(s) will be read from the portal and written to production.</source>
+            <translation>
+                <numerusform>%n сделка будет прочитана из портала и передана в производство.</numerusform>
+                <numerusform>%n сделки будут прочитаны из портала и переданы в производство.</numerusform>
+                <numerusform>%n сделок будут прочитаны из портала и переданы в производство.</numerusform>
+            </translation>
+        </message>
+    </context>
+    <context>
+        <name>Texts</name>
+        <message>
+            <source>queued</source>
+            <translation>в очереди</translation>
+        </message>
+        <message>
+            <source>synced</source>
+            <translation>синхронизировано</translation>
+        </message>
+        <message>
+            <source>skipped by stage</source>
+            <translation>пропущено по стадии</translation>
+        </message>
+        <message>
+            <source>deleted</source>
+            <translation>удалено</translation>
+        </message>
+        <message>
+            <source>failed</source>
+            <translation>ошибка</translation>
+        </message>
+        <message>
+            <source>ignored</source>
+            <translation>не обрабатывается</translation>
+        </message>
+        <message>
+            <source>rejected</source>
+            <translation>отклонено</translation>
+        </message>
+        <message>
+            <source>waiting to retry</source>
+            <translation>ждёт повтора</translation>
+        </message>
+        <message>
+            <source>push</source>
+            <translation>онлайн</translation>
+        </message>
+        <message>
+            <source>offline</source>
+            <translation>офлайн</translation>
+        </message>
+        <message>
+            <source>reconcile</source>
+            <translation>сверка</translation>
+        </message>
+        <message>
+            <source>manual</source>
+            <translation>вручную</translation>
+        </message>
+        <message>
+            <source>sent to production</source>
+            <comment>deal state</comment>
+            <translation>передана в производство</translation>
+        </message>
+        <message>
+            <source>skipped by stage</source>
+            <comment>deal state</comment>
+            <translation>пропущена по стадии</translation>
+        </message>
+        <message>
+            <source>deleted in the portal</source>
+            <comment>deal state</comment>
+            <translation>удалена в портале</translation>
+        </message>
+        <message>
+            <source>sync failed</source>
+            <comment>deal state</comment>
+            <translation>ошибка синхронизации</translation>
+        </message>
+        <message>
+            <source>Deal created</source>
+            <translation>Сделка создана</translation>
+        </message>
+        <message>
+            <source>Deal changed</source>
+            <translation>Сделка изменена</translation>
+        </message>
+        <message>
+            <source>Deal deleted</source>
+            <translation>Сделка удалена</translation>
+        </message>
+        <message>
+            <source>Deal moved to a pipeline</source>
+            <translation>Сделка перенесена в воронку</translation>
+        </message>
+        <message>
+            <source>Resync</source>
+            <translation>Перечитывание</translation>
+        </message>
+        <message>
+            <source>Reconciliation</source>
+            <translation>Сверка</translation>
+        </message>
+        <message>
+            <source>App installed</source>
+            <translation>Приложение установлено</translation>
+        </message>
+        <message>
+            <source>App removed</source>
+            <translation>Приложение удалено</translation>
+        </message>
+        <message>
+            <source>Request refused (HTTP %1)</source>
+            <translation>Запрос отклонён (HTTP %1)</translation>
+        </message>
+        <message>
+            <source>Events</source>
+            <translation>События</translation>
+        </message>
+        <message>
+            <source>Read</source>
+            <translation>Чтение</translation>
+        </message>
+        <message>
+            <source>Decision</source>
+            <translation>Решение</translation>
+        </message>
+        <message>
+            <source>Written</source>
+            <translation>Запись</translation>
+        </message>
+        <message>
+            <source>Error</source>
+            <translation>Ошибка</translation>
+        </message>
+        <message>
+            <source>Read from the portal: stage “%1”, changed %2</source>
+            <translation>Прочитана из портала: стадия «%1», изменена %2</translation>
+        </message>
+        <message>
+            <source>Not sent to production: stage “%1” is skipped by the stage filter</source>
+            <translation>Не передана в производство: стадия «%1» пропускается фильтром стадий</translation>
+        </message>
+        <message>
+            <source>Written to the production database (new row)</source>
+            <translation>Записана в базу производства (новая строка)</translation>
+        </message>
+        <message>
+            <source>Updated in the production database</source>
+            <translation>Обновлена в базе производства</translation>
+        </message>
+        <message>
+            <source>The production database already holds newer data; not written</source>
+            <translation>В базе производства уже более новые данные; не записана</translation>
+        </message>
+        <message>
+            <source>Deleted in the portal; marked deleted in the production database</source>
+            <translation>Удалена в портале; в базе производства помечена как удалённая</translation>
+        </message>
+        <message>
+            <source>Deleted in the portal; it never reached the production database</source>
+            <translation>Удалена в портале; в базу производства не попадала</translation>
+        </message>
+        <message>
+            <source>Not readable yet; will read again shortly</source>
+            <translation>Пока не читается; скоро попробуем снова</translation>
+        </message>
+        <message>
+            <source>Could not read the deal: %1</source>
+            <translation>Не удалось прочитать сделку: %1</translation>
+        </message>
+        <message>
+            <source>wrong application token</source>
+            <translation>неверный токен приложения</translation>
+        </message>
+        <message>
+            <source>the application token is not set in the settings</source>
+            <translation>токен приложения не задан в настройках</translation>
+        </message>
+        <message>
+            <source>event from another portal (member_id)</source>
+            <translation>событие с другого портала (member_id)</translation>
+        </message>
+        <message>
+            <source>event from another portal (domain)</source>
+            <translation>событие с другого портала (домен)</translation>
+        </message>
+        <message>
+            <source>malformed request: no event name</source>
+            <translation>неверный запрос: нет имени события</translation>
+        </message>
+        <message>
+            <source>malformed request: no deal ID</source>
+            <translation>неверный запрос: нет ID сделки</translation>
+        </message>
+        <message>
+            <source>malformed request: bad time stamp</source>
+            <translation>неверный запрос: ошибочная отметка времени</translation>
+        </message>
+        <message>
+            <source>malformed request: bad handler ID</source>
+            <translation>неверный запрос: ошибочный ID обработчика</translation>
+        </message>
+        <message>
+            <source>the sender is not in the allowed networks</source>
+            <translation>отправитель не входит в разрешённые сети</translation>
+        </message>
+        <message>
+            <source>unknown sender address</source>
+            <translation>неизвестный адрес отправителя</translation>
+        </message>
+        <message>
+            <source>malformed request: not a form</source>
+            <translation>неверный запрос: это не форма</translation>
+        </message>
+        <message>
+            <source>malformed request: bad length</source>
+            <translation>неверный запрос: ошибочная длина</translation>
+        </message>
+        <message>
+            <source>request too large</source>
+            <translation>слишком большой запрос</translation>
+        </message>
+        <message>
+            <source>empty request</source>
+            <translation>пустой запрос</translation>
+        </message>
+        <message>
+            <source>not readable yet (the portal is still saving it)</source>
+            <translation>пока не читается (портал ещё сохраняет сделку)</translation>
+        </message>
+        <message>
+            <source>malformed request: %1</source>
+            <translation>неверный запрос: %1</translation>
+        </message>
+        <message>
+            <source>reconciliation failed: %1</source>
+            <translation>сверка не удалась: %1</translation>
+        </message>
+        <message>
+            <source>production database: %1</source>
+            <translation>база производства: %1</translation>
+        </message>
+        <message>
+            <source>internal error: %1</source>
+            <translation>внутренняя ошибка: %1</translation>
+        </message>
+        <message>
+            <source>the webhook URL is wrong or was revoked</source>
+            <translation>адрес вебхука неверен или вебхук удалён</translation>
+        </message>
+        <message>
+            <source>the portal asked to slow down</source>
+            <translation>портал просит снизить частоту запросов</translation>
+        </message>
+        <message>
+            <source>the portal's time budget for this method is used up</source>
+            <translation>исчерпан лимит времени портала для этого метода</translation>
+        </message>
+        <message>
+            <source>the portal blocked REST calls</source>
+            <translation>портал заблокировал REST-запросы</translation>
+        </message>
+        <message>
+            <source>the portal had an internal error</source>
+            <translation>внутренняя ошибка портала</translation>
+        </message>
+        <message>
+            <source>the webhook lacks the CRM permission</source>
+            <translation>у вебхука нет доступа к CRM</translation>
+        </message>
+        <message>
+            <source>the app must be authorized again</source>
+            <translation>приложение нужно авторизовать заново</translation>
+        </message>
+        <message>
+            <source>Title</source>
+            <translation>Название</translation>
+        </message>
+        <message>
+            <source>Stage</source>
+            <translation>Стадия</translation>
+        </message>
+        <message>
+            <source>Pipeline</source>
+            <translation>Воронка</translation>
+        </message>
+        <message>
+            <source>Amount</source>
+            <translation>Сумма</translation>
+        </message>
+        <message>
+            <source>Currency</source>
+            <translation>Валюта</translation>
+        </message>
+        <message>
+            <source>Close date</source>
+            <translation>Дата закрытия</translation>
+        </message>
+        <message>
+            <source>Start date</source>
+            <translation>Дата начала</translation>
+        </message>
+        <message>
+            <source>Comment</source>
+            <translation>Комментарий</translation>
+        </message>
+        <message>
+            <source>Responsible</source>
+            <translation>Ответственный</translation>
+        </message>
+        <message>
+            <source>Stage changed at</source>
+            <translation>Стадия изменена</translation>
+        </message>
+        <message>
+            <source>Stage changed by</source>
+            <translation>Стадию изменил</translation>
+        </message>
+        <message>
+            <source>Stage group</source>
+            <translation>Группа стадии</translation>
+        </message>
+        <message>
+            <source>Closed</source>
+            <translation>Закрыта</translation>
+        </message>
+        <message>
+            <source>New</source>
+            <translation>Новая</translation>
+        </message>
+        <message>
+            <source>Type</source>
+            <translation>Тип</translation>
+        </message>
+        <message>
+            <source>Source</source>
+            <translation>Источник</translation>
+        </message>
+        <message>
+            <source>Tax</source>
+            <translation>Налог</translation>
+        </message>
+        <message>
+            <source>Probability</source>
+            <translation>Вероятность</translation>
+        </message>
+        <message>
+            <source>Company</source>
+            <translation>Компания</translation>
+        </message>
+        <message>
+            <source>Contact</source>
+            <translation>Контакт</translation>
+        </message>
+        <message>
+            <source>Amount entered by hand</source>
+            <translation>Сумма введена вручную</translation>
+        </message>
+    </context>
+    <context>
+        <name>TrayIcon</name>
+        <message>
+            <source>Open Deal Monitor</source>
+            <translation>Открыть Deal Monitor</translation>
+        </message>
+        <message>
+            <source>Resync all</source>
+            <translation>Перечитать все</translation>
+        </message>
+        <message>
+            <source>Show problems</source>
+            <translation>Показать проблемы</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Выйти</translation>
+        </message>
+        <message>
+            <source>Resume processing</source>
+            <translation>Возобновить обработку</translation>
+        </message>
+        <message>
+            <source>Pause processing</source>
+            <translation>Приостановить обработку</translation>
+        </message>
+        <message>
+            <source>Deal Monitor</source>
+            <translation>Deal Monitor</translation>
+        </message>
+        <message>
+            <source>All deals are synced</source>
+            <translation>Все сделки синхронизированы</translation>
+        </message>
+        <message numerus="yes">
+            <source>Processing paused: %n event(s) waiting</source>
+            <translation>
+                <numerusform>Обработка приостановлена: ждёт %n событие</numerusform>
+                <numerusform>Обработка приостановлена: ждут %n события</numerusform>
+                <numerusform>Обработка приостановлена: ждут %n событий</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>Syncing: %n event(s) waiting</source>
+            <translation>
+                <numerusform>Синхронизация: в очереди %n событие</numerusform>
+                <numerusform>Синхронизация: в очереди %n события</numerusform>
+                <numerusform>Синхронизация: в очереди %n событий</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>%n event(s) failed</source>
+            <translation>
+                <numerusform>%n событие с ошибкой</numerusform>
+                <numerusform>%n события с ошибкой</numerusform>
+                <numerusform>%n событий с ошибкой</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Not receiving events</source>
+            <translation>События не принимаются</translation>
+        </message>
+        <message>
+            <source>The portal refuses the webhook</source>
+            <translation>Портал отклоняет вебхук</translation>
+        </message>
+    </context>
+</TS>
