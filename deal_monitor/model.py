@@ -113,8 +113,10 @@ class HistoryEntry:
     deal_id: int
     at: datetime
     kind: str
-    text: str
+    text: str  # English, for logs and the CLI
     changes: tuple[FieldChange, ...] = ()
+    code: str = ""  # what happened, for translation (deal_monitor.sync.notes.TEMPLATES)
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from .listener.app import ListenerApp, Verification
 from .listener.server import ListenerServer
 from .logs import secrets as secret_registry
 from .model import (
-    DealState,
     DealView,
     EventRecord,
     EventSink,
@@ -111,6 +110,7 @@ class Monitor:
         self._listen_error = ""
         self._job: threading.Thread | None = None
         self._job_cancel = threading.Event()
+        self._held = False  # paused by the user (not merely for lack of credentials)
         self._pipelines: list[Pipeline] | None = None
         self._status_lock = threading.Lock()
         self._last_status_at = 0.0
@@ -361,19 +361,43 @@ class Monitor:
             self._start_listener()
         self.publish_status(force=True)
 
-    def apply_settings(self, settings: Settings) -> None:
-        """Take new settings; restarts only the parts they touch."""
+    def apply_settings(self, settings: Settings) -> bool:
+        """Take new settings, restarting only the parts they touch.
+
+        Returns False when a change needs a restart of the whole core (the data folder or
+        the state DB moved). Secrets are read again from the store: a new webhook URL saved
+        to the keyring takes effect here.
+        """
         old = self.settings
         self.settings = settings
         self._stage_filter = StageFilter(settings.sync.skip_stages)
-        if old.portal != settings.portal and self.client is not None:
+        if self.client is not None:
             self.client.auth = self._make_auth()
-            self.client.bucket = LeakyBucket(*settings.portal.bucket)
-            self._pipelines = None
-            if self.worker is not None and self.has_credentials():
+            if old.portal.plan != settings.portal.plan:
+                self.client.bucket = LeakyBucket(*settings.portal.bucket)
+            if old.portal != settings.portal:
+                self._pipelines = None
+            if self.worker is not None and self.has_credentials() and not self._held:
                 self.worker.resume()
+        if (old.target, old.mapping) != (settings.target, settings.mapping) and self.worker:
+            self._swap_target()
         if old.listener != settings.listener:
             self.restart_listener()
+        self.publish_status(force=True)
+        return old.storage == settings.storage
+
+    def _swap_target(self) -> None:
+        """Point the worker at a new target DB or mapping between two passes."""
+        self.where = locations(self.settings)
+        new = self._make_target(make_engine(self.where.target_url, synchronous="NORMAL"))
+        try:
+            new.prepare()
+        except TargetError as exc:
+            self._last_error = str(exc)
+            log.error("new target not usable: %s", exc)
+        old = self.worker.replace_target(new)
+        self.target = new
+        old.engine.dispose()
 
     # -- intake (called on listener threads) ---------------------------------------------------
     def accept(self, event: IncomingEvent, remote_addr: str) -> None:
@@ -499,6 +523,7 @@ class Monitor:
             self.sink.event_received(record)
         if self.worker is not None:
             self.worker.wake()
+        self.publish_status(force=True)
         return records
 
     def retry_failed(self) -> int:
@@ -564,11 +589,14 @@ class Monitor:
         )
 
     def pause(self) -> None:
+        """Hold processing (intake goes on: Bitrix24 would not resend what we refuse)."""
+        self._held = True
         if self.worker is not None:
             self.worker.pause()
         self.publish_status(force=True)
 
     def resume(self) -> None:
+        self._held = False
         if self.worker is not None and self.has_credentials():
             self.worker.resume()
         self.publish_status(force=True)
@@ -577,10 +605,11 @@ class Monitor:
         """Change the stage filter at once; returns skipped deals it now lets through."""
         self.settings = self.settings.replace("sync", skip_stages=tuple(stages))
         self._stage_filter = StageFilter(self.settings.sync.skip_stages)
+        assert self.state is not None
         return [
-            d.id
-            for d in self.deals()
-            if d.state == DealState.SKIPPED and not self._stage_filter.skips(d.stage_id)
+            deal_id
+            for deal_id, stage_id in self.state.skipped_deals()
+            if not self._stage_filter.skips(stage_id)
         ]
 
     @property

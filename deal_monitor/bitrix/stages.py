@@ -11,11 +11,13 @@ class StageFilter:
 
     An entry with a pipeline prefix (``C1:NEW``) matches that stage only; an entry without
     one (``NEW``) matches the stage of that name in every pipeline (``NEW``, ``C1:NEW``, ...).
+    The general pipeline's stages carry no prefix in Bitrix24, so ``C0:NEW`` names the bare
+    ``NEW`` of pipeline 0 alone.
     """
 
     def __init__(self, entries: Iterable[str]) -> None:
         self.entries = tuple(e.strip() for e in entries if e.strip())
-        self._exact = {e for e in self.entries if ":" in e}
+        self._exact = {e.removeprefix("C0:") for e in self.entries if ":" in e}
         self._any = {e for e in self.entries if ":" not in e}
 
     def skips(self, stage_id: str) -> bool:

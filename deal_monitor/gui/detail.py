@@ -175,7 +175,7 @@ class DealDetail(QWidget):
             when.setToolTip(formatting.datetime_text(entry.at))
             kind = QStandardItem(icons.dot(_KIND_COLORS.get(entry.kind, "#8A94A3")),
                                  texts.history_kind_label(entry.kind))
-            what_text = texts.history_text(entry.kind, entry.text, self.catalog.stage_name)
+            what_text = texts.history_text(entry, self.catalog.stage_name)
             what = QStandardItem(what_text)
             what.setToolTip(what_text)
             for change in _ordered(entry.changes):

@@ -11,7 +11,7 @@ import re
 
 from PySide6.QtCore import QCoreApplication
 
-from ..model import DealState, EventStatus, Source
+from ..model import DealState, EventStatus, HistoryEntry, Source
 
 # Labels are built once per language: tables ask for them on every repaint.
 _cache: dict[tuple[str, object], str] = {}
@@ -146,45 +146,52 @@ def _events_text(text: str) -> str | None:
     return ", ".join(parts)
 
 
-def history_text(kind: str, text: str, stage_name=lambda stage_id: stage_id) -> str:
-    """A timeline entry's text in the UI language; ``stage_name`` names stage IDs."""
-    if kind == "event":
-        return _events_text(text) or text
-    if match := re.fullmatch(r"read: stage (\S+), modified (.+)", text):
+def history_text(entry: HistoryEntry, stage_name=lambda stage_id: stage_id) -> str:
+    """A timeline entry in the UI language, from its code and parameters (``sync/notes.py``);
+    ``stage_name`` names stage IDs. An entry without a known code shows its own text."""
+    code, params = entry.code, entry.params
+    if code == "events":
+        summary = params.get("summary", "")
+        return _events_text(summary) or summary
+    if code == "fetched":
         return QCoreApplication.translate(
             "Texts", "Read from the portal: stage “%1”, changed %2"
-        ).replace("%1", stage_name(match[1])).replace("%2", _iso_text(match[2]))
-    if match := re.fullmatch(r"skipped: stage (\S+) is filtered out", text):
+        ).replace("%1", stage_name(params.get("stage", ""))).replace(
+            "%2", _iso_text(params.get("modified", ""))
+        )
+    if code == "skipped_stage":
         return QCoreApplication.translate(
             "Texts", "Not sent to production: stage “%1” is skipped by the stage filter"
-        ).replace("%1", stage_name(match[1]))
+        ).replace("%1", stage_name(params.get("stage", "")))
+    if code == "read_failed":
+        return QCoreApplication.translate("Texts", "Could not read the deal: %1").replace(
+            "%1", error_text(params.get("error", ""))
+        )
+    if code == "products":
+        return QCoreApplication.translate("Texts", "Product rows written: %1").replace(
+            "%1", params.get("count", "")
+        )
     fixed = {
-        "created in the target": QCoreApplication.translate(
+        "created": QCoreApplication.translate(
             "Texts", "Written to the production database (new row)"
         ),
-        "updated in the target": QCoreApplication.translate(
-            "Texts", "Updated in the production database"
-        ),
-        "target already holds newer data; not written": QCoreApplication.translate(
+        "updated": QCoreApplication.translate("Texts", "Updated in the production database"),
+        "stale": QCoreApplication.translate(
             "Texts", "The production database already holds newer data; not written"
         ),
-        "deleted in the portal; target row marked deleted": QCoreApplication.translate(
+        "deleted_marked": QCoreApplication.translate(
             "Texts", "Deleted in the portal; marked deleted in the production database"
         ),
-        "deleted in the portal; it was never in the target": QCoreApplication.translate(
+        "deleted_never": QCoreApplication.translate(
             "Texts", "Deleted in the portal; it never reached the production database"
         ),
-        "not found yet; will read again": QCoreApplication.translate(
+        "read_lag": QCoreApplication.translate(
             "Texts", "Not readable yet; will read again shortly"
         ),
     }
-    if text in fixed:
-        return fixed[text]
-    if text.startswith("read failed: "):
-        return QCoreApplication.translate("Texts", "Could not read the deal: %1").replace(
-            "%1", error_text(text[len("read failed: "):])
-        )
-    return error_text(text)
+    if code in fixed:
+        return fixed[code]
+    return error_text(params.get("error", entry.text))
 
 
 def _iso_text(value: str) -> str:

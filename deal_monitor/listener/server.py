@@ -52,7 +52,7 @@ class ListenerServer:
 
     @property
     def port(self) -> int:
-        return self._server.effective_port if self._server else self.requested_port
+        return int(self._server.effective_port) if self._server else self.requested_port
 
     @property
     def running(self) -> bool:

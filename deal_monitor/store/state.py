@@ -132,6 +132,8 @@ deal_history = Table(
     Column("kind", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("changes", Text, nullable=False, default="[]"),
+    Column("code", String(32), nullable=False, default=""),
+    Column("params", Text, nullable=False, default="{}"),
     Index("ix_history_deal", "deal_id", "id"),
 )
 
@@ -196,7 +198,7 @@ class OutcomeWrite:
     view: DealView | None = None
     fields: dict | None = None
     in_target: bool | None = None
-    history: tuple[tuple[str, str, tuple[FieldChange, ...]], ...] = ()
+    history: tuple[Any, ...] = ()  # sync.notes.Note: kind, code, params, text, changes
     error: str = ""
     retry_delay: float | None = None
 
@@ -561,12 +563,16 @@ class StateStore:
             {
                 "deal_id": out.deal_id,
                 "at": now,
-                "kind": kind,
-                "text": text_,
-                "changes": json.dumps([[c.field, c.old, c.new] for c in changes], ensure_ascii=False),
+                "kind": entry.kind,
+                "text": entry.text,
+                "code": entry.code,
+                "params": json.dumps(dict(entry.params), ensure_ascii=False),
+                "changes": json.dumps(
+                    [[c.field, c.old, c.new] for c in entry.changes], ensure_ascii=False
+                ),
             }
             for out in outcomes
-            for kind, text_, changes in out.history
+            for entry in out.history
         ]
         views = self._view_rows([out for out in outcomes if out.view is not None])
         with self._write() as conn:
@@ -649,10 +655,6 @@ class StateStore:
                     found[r.deal_id] = (json.loads(r.fields or "{}"), bool(r.in_target))
         return found
 
-    def add_history(self, deal_id: int, kind: str, text_: str) -> None:
-        with self._write() as conn:
-            conn.execute(insert(deal_history).values(deal_id=deal_id, at=utcnow(), kind=kind, text=text_, changes="[]"))
-
     def snapshot(self, deal_id: int) -> tuple[dict, bool, DealState | None]:
         """(last raw fields, whether the target has the deal, last state) for a deal."""
         with self.engine.connect() as conn:
@@ -729,6 +731,18 @@ class StateStore:
                 )
             }
 
+    def skipped_deals(self) -> list[tuple[int, str]]:
+        """(deal ID, stage) of deals held back by the stage filter."""
+        with self.engine.connect() as conn:
+            return [
+                (r[0], r[1])
+                for r in conn.execute(
+                    select(deal_state.c.deal_id, deal_state.c.stage_id).where(
+                        deal_state.c.state == DealState.SKIPPED.value
+                    )
+                )
+            ]
+
     def target_ids(self) -> set[int]:
         """Deals the target holds (not marked deleted), as far as this state DB knows."""
         with self.engine.connect() as conn:
@@ -752,7 +766,12 @@ class StateStore:
         entries = []
         for r in reversed(rows):
             changes = tuple(FieldChange(*c) for c in json.loads(r.changes or "[]"))
-            entries.append(HistoryEntry(r.deal_id, from_db_time(r.at), r.kind, r.text, changes))
+            entries.append(
+                HistoryEntry(
+                    r.deal_id, from_db_time(r.at), r.kind, r.text, changes,
+                    code=r.code or "", params=json.loads(r.params or "{}"),
+                )
+            )
         return entries
 
     def last_event_at(self) -> datetime | None:

@@ -36,6 +36,7 @@ from ..model import (
 )
 from ..store.state import InboxRow, OutcomeWrite, StateStore
 from ..store.target import TargetWriter
+from .notes import Note, note
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class SyncWorker:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pass_lock = threading.Lock()  # a pass and a target swap never overlap
         self.passes = 0
         self.crashes = 0
 
@@ -159,10 +161,17 @@ class SyncWorker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def replace_target(self, target: TargetWriter) -> TargetWriter:
+        """Write to ``target`` from the next pass on; returns the old one."""
+        with self._pass_lock:
+            old, self.target = self.target, target
+        return old
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                worked = False if self._paused.is_set() else self.run_pass()
+                with self._pass_lock:
+                    worked = False if self._paused.is_set() else self.run_pass()
             except Cancelled:
                 break
             except Exception as exc:  # keep the thread alive; rows stay queued
@@ -265,7 +274,7 @@ class SyncWorker:
             deal_id=deal_id,
             row_ids=tuple(r.id for r in rows),
             status=EventStatus.FAILED,
-            history=(("error", error, ()),),
+            history=(note("error", "failed", error=error),),
             error=error,
         )
 
@@ -279,7 +288,7 @@ class SyncWorker:
                 # a new deal may not be readable yet right after its ADD event
                 return OutcomeWrite(
                     deal_id, row_ids, EventStatus.QUEUED,
-                    history=(("fetch", "not found yet; will read again", ()),),
+                    history=(note("fetch", "read_lag"),),
                     error="Not found (read lag?)", retry_delay=1.0 + attempts,
                 )
             return self._deleted(deal_id, rows)
@@ -287,7 +296,7 @@ class SyncWorker:
             delay = backoff(attempts, self.options.backoff_cap)
             return OutcomeWrite(
                 deal_id, row_ids, EventStatus.QUEUED,
-                history=(("error", f"read failed: {error}", ()),),
+                history=(note("error", "read_failed", error=error),),
                 error=str(error), retry_delay=delay,
             )
         return self._failed(deal_id, rows, f"read failed: {error}")
@@ -303,13 +312,11 @@ class SyncWorker:
                 amount=old.amount, currency_id=old.currency_id, close_date=old.close_date,
                 date_modify=old.date_modify, synced_at=datetime.now(UTC), state=DealState.DELETED,
             )
-        text = "deleted in the portal; target row marked deleted" if marked else (
-            "deleted in the portal; it was never in the target"
-        )
+        code = "deleted_marked" if marked else "deleted_never"
         return OutcomeWrite(
             deal_id, tuple(r.id for r in rows), EventStatus.DELETED, view=view,
             in_target=bool(marked) or None,
-            history=(("event", _events_text(rows), ()), ("decision", text, ())),
+            history=(note("event", "events", summary=_events_text(rows)), note("decision", code)),
         )
 
     def _write(
@@ -353,15 +360,15 @@ class SyncWorker:
             old_fields = snapshots.get(deal.id, ({}, False))[0]
             fields = dict(deal.fields)
             changes = field_changes(old_fields, fields) if old_fields else ()
-            history: list[tuple[str, str, tuple[FieldChange, ...]]] = [
-                ("event", _events_text(deal_rows), ()),
-                ("fetch", f"read: stage {deal.stage_id}, modified {deal.date_modify.isoformat()}", ()),
+            history: list[Note] = [
+                note("event", "events", summary=_events_text(deal_rows)),
+                note("fetch", "fetched", stage=deal.stage_id, modified=deal.date_modify.isoformat()),
             ]
             if deal.id in failed:
                 outcomes.append(self._failed(deal.id, deal_rows, failed[deal.id]))
                 continue
             if deal.id in skipped:
-                history.append(("decision", f"skipped: stage {deal.stage_id} is filtered out", ()))
+                history.append(note("decision", "skipped_stage", stage=deal.stage_id))
                 outcomes.append(
                     OutcomeWrite(
                         deal.id, tuple(r.id for r in deal_rows), EventStatus.SKIPPED,
@@ -371,12 +378,12 @@ class SyncWorker:
                 )
                 continue
             if deal.id in stale:
-                history.append(("decision", "target already holds newer data; not written", ()))
+                history.append(note("decision", "stale"))
             else:
-                verb = "created in" if deal.id in created else "updated in"
-                history.append(("write", f"{verb} the target", changes))
+                verb = "created" if deal.id in created else "updated"
+                history.append(note("write", verb, changes))
                 if products is not None and deal.id in products:
-                    history.append(("write", f"product rows: {len(products[deal.id])}", ()))
+                    history.append(note("write", "products", count=len(products[deal.id])))
             outcomes.append(
                 OutcomeWrite(
                     deal.id, tuple(r.id for r in deal_rows), EventStatus.SYNCED,
@@ -402,8 +409,8 @@ class SyncWorker:
                 if row_id in by_id:
                     self.sink.event_updated(by_id[row_id])
             changes: tuple[FieldChange, ...] = ()
-            for _, _, c in out.history:
-                changes = changes or c
+            for entry in out.history:
+                changes = changes or entry.changes
             outcome = SyncOutcome(
                 deal_id=out.deal_id,
                 status=out.status,

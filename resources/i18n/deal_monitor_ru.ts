@@ -1172,6 +1172,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Не удалось прочитать сделку: %1</translation>
         </message>
         <message>
+            <source>Product rows written: %1</source>
+            <translation>Записано товарных строк: %1</translation>
+        </message>
+        <message>
             <source>wrong application token</source>
             <translation>неверный токен приложения</translation>
         </message>

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication
 
 from deal_monitor.gui import formatting, i18n, texts
-from deal_monitor.model import EventStatus
+from deal_monitor.model import EventStatus, HistoryEntry
 
 pytestmark = pytest.mark.gui
 
@@ -100,17 +101,41 @@ def test_language_choice():
     assert i18n.resolve_language(None) in ("ru", "en")
 
 
+def _entry(kind: str, code: str, **params: object) -> HistoryEntry:
+    from deal_monitor.sync.notes import note
+
+    made = note(kind, code, **params)
+    return HistoryEntry(1, datetime.now(UTC), made.kind, made.text, (), made.code,
+                        dict(made.params))
+
+
 def test_core_texts_are_put_in_words():
-    assert texts.history_text("event", "ONCRMDEALUPDATE (push) ×2, RESYNC (manual)") == (
-        "Deal changed (push) ×2, Resync (manual)")
-    assert texts.history_text("event", "RECONCILE (reconcile)") == "Reconciliation"
+    events = _entry("event", "events", summary="ONCRMDEALUPDATE (push) ×2, RESYNC (manual)")
+    assert texts.history_text(events) == "Deal changed (push) ×2, Resync (manual)"
+    assert texts.history_text(_entry("event", "events", summary="RECONCILE (reconcile)")) == (
+        "Reconciliation")
     names = {"C1:NEW": "Order received"}.get
-    assert texts.history_text("decision", "skipped: stage C1:NEW is filtered out", names) == (
+    assert texts.history_text(_entry("decision", "skipped_stage", stage="C1:NEW"), names) == (
         "Not sent to production: stage “Order received” is skipped by the stage filter")
-    assert texts.history_text("write", "created in the target") == (
+    assert texts.history_text(_entry("write", "created")) == (
         "Written to the production database (new row)")
-    read = texts.history_text("fetch", "read: stage WON, modified 2026-03-14T10:00:00+03:00")
+    assert texts.history_text(_entry("write", "products", count=3)) == "Product rows written: 3"
+    read = texts.history_text(
+        _entry("fetch", "fetched", stage="WON", modified="2026-03-14T10:00:00+03:00"))
     assert read.startswith("Read from the portal: stage “WON”, changed ")
+
+
+def test_every_timeline_code_has_a_translation():
+    """A new note code in the worker must not reach the Russian window in English."""
+    from deal_monitor.sync.notes import TEMPLATES
+
+    for code in TEMPLATES:
+        params = {"summary": "RESYNC (manual)", "stage": "NEW", "modified": "2026-03-14T10:00:00+03:00",
+                  "error": "Not found", "count": "1"}
+        entry = _entry("write", code, **{k: v for k, v in params.items() if "{" + k + "}" in TEMPLATES[code]})
+        assert texts.history_text(entry) != entry.text or code in ("failed",), code
+
+
     assert texts.error_text("wrong application token") == "wrong application token"
     assert texts.error_text("NO_AUTH_FOUND: Wrong authorization data").startswith(
         "the webhook URL is wrong or was revoked")
