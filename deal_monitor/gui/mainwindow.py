@@ -489,8 +489,15 @@ class MainWindow(QMainWindow):
     # -- filters and counts --------------------------------------------------------------------------
     def _apply_filters(self) -> None:
         self._filter_timer.stop()
+        selected = self.selected_deal_ids()
+        current = self.deals_view.currentIndex()
+        current_id = (
+            self.controller.deals_model.deal_at(self.deals_proxy.mapToSource(current).row()).id
+            if current.isValid() else None
+        )
         self.deals_proxy.set_text(self.deals_filter.text())
         self.deals_proxy.set_state(self.deals_state.currentData())
+        self._reselect(selected, current_id)
         self.events_proxy.set_text(self.events_filter.text())
         self.events_proxy.set_status(self.events_status.currentData())
         self._update_counts()
@@ -504,8 +511,25 @@ class MainWindow(QMainWindow):
         if not self._count_timer.isActive():
             self._count_timer.start()
 
+    def _reselect(self, deal_ids: list[int], current_id: int | None) -> None:
+        """Keep the selected deals selected across a filter change (the model resets)."""
+        model = self.controller.deals_model
+        selection = self.deals_view.selectionModel()
+        flags = (QItemSelectionModel.SelectionFlag.Select
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        for deal_id in deal_ids:
+            row = model.row_of(deal_id)
+            if row is not None:
+                selection.select(self.deals_proxy.mapFromSource(model.index(row, 0)), flags)
+        row = model.row_of(current_id) if current_id is not None else None
+        if row is not None:
+            selection.setCurrentIndex(
+                self.deals_proxy.mapFromSource(model.index(row, 0)),
+                QItemSelectionModel.SelectionFlag.NoUpdate,
+            )
+
     def _update_counts(self) -> None:
-        total = self.controller.deals_model.rowCount()
+        total = self.controller.deals_model.total
         shown = self.deals_proxy.rowCount()
         number = formatting.number_text
         if self.deals_proxy.filtering:
@@ -535,16 +559,15 @@ class MainWindow(QMainWindow):
         return [model.deal_at(self.deals_proxy.mapToSource(i).row()).id for i in rows]
 
     def select_deal(self, deal_id: int) -> bool:
-        row = self.controller.deals_model.row_of(deal_id)
-        if row is None:
+        model = self.controller.deals_model
+        if model.deal(deal_id) is None:
             return False
-        source = self.controller.deals_model.index(row, 0)
-        index = self.deals_proxy.mapFromSource(source)
-        if not index.isValid():
+        if model.row_of(deal_id) is None:  # filtered out: show everything again
             self.deals_filter.clear()
             self.deals_state.setCurrentIndex(0)
             self._apply_filters()
-            index = self.deals_proxy.mapFromSource(source)
+        source = model.index(model.row_of(deal_id), 0)
+        index = self.deals_proxy.mapFromSource(source)
         self.tabs.setCurrentIndex(0)
         self.deals_view.selectionModel().setCurrentIndex(
             index,

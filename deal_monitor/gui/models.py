@@ -92,7 +92,12 @@ class StageCatalog:
 
 
 class DealsModel(QAbstractTableModel):
-    """Every synced deal, keyed by deal ID; sorts itself (see the module docstring)."""
+    """Every synced deal, keyed by deal ID; sorts and filters itself (see the module docstring).
+
+    ``_all`` holds every deal in sort order; the view sees ``_rows``, the ones the filter lets
+    through, in the same order. Filtering here, in one list comprehension, costs a few
+    milliseconds for 100,000 deals; a proxy's per-row Python callback costs hundreds.
+    """
 
     ID, TITLE, PIPELINE, STAGE, AMOUNT, CLOSE_DATE, MODIFIED, SYNCED, STATE = range(9)
     COLUMN_COUNT = 9
@@ -101,9 +106,14 @@ class DealsModel(QAbstractTableModel):
     def __init__(self, catalog: StageCatalog | None = None, parent=None) -> None:
         super().__init__(parent)
         self.catalog = catalog or StageCatalog()
+        self._all: list[DealView] = []
+        self._all_pos: dict[int, int] = {}
+        self._known: dict[int, DealView] = {}
         self._rows: list[DealView] = []
         self._index: dict[int, int] = {}
         self._search: dict[int, str] = {}
+        self._needle = ""
+        self._state_filter: DealState | None = None
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._resort_timer = QTimer(self)
@@ -121,23 +131,33 @@ class DealsModel(QAbstractTableModel):
         return self._rows[row]
 
     def row_of(self, deal_id: int) -> int | None:
+        """The deal's row as the view sees it (None if unknown or filtered out)."""
         return self._index.get(deal_id)
 
     def deal(self, deal_id: int) -> DealView | None:
-        row = self._index.get(deal_id)
-        return None if row is None else self._rows[row]
+        return self._known.get(deal_id)
 
     def deals(self) -> list[DealView]:
-        return list(self._rows)
+        """Every deal, filtered out or not, in sort order."""
+        return list(self._all)
+
+    @property
+    def total(self) -> int:
+        return len(self._all)
 
     # -- changes -------------------------------------------------------------------------------
     def load(self, deals: Sequence[DealView]) -> None:
         """Replace everything with a snapshot (one reset; start-up and reloads only)."""
         self.beginResetModel()
-        self._rows = list(deals)
+        self._all = []  # let the old list go before the new one is built
+        self._rows = []
         self._search.clear()
+        self._all = list(deals)
+        self._known = {d.id: d for d in self._all}
         if self._sort_column >= 0:
-            self._rows.sort(key=self._key_func(), reverse=self._descending)
+            self._all.sort(key=self._key_func(), reverse=self._descending)
+        self._all_pos = {d.id: i for i, d in enumerate(self._all)}
+        self._rows = self._visible()
         self._reindex()
         self.endResetModel()
 
@@ -145,32 +165,48 @@ class DealsModel(QAbstractTableModel):
         self.upsert_many([deal])
 
     def upsert_many(self, deals: Iterable[DealView]) -> None:
-        """Apply new readings: changed rows get ``dataChanged``, new rows are appended."""
+        """Apply new readings: changed rows get ``dataChanged``, new rows are appended,
+        rows that stop (or start) matching the filter leave (or join) the view."""
         key = self._key_func() if self._sort_column >= 0 else None
         order_changed = False
-        new: list[DealView] = []
+        shown: list[DealView] = []
+        hidden: list[int] = []
         for deal in deals:
-            row = self._index.get(deal.id)
-            if row is None:
-                if all(n.id != deal.id for n in new):
-                    new.append(deal)
-                else:
-                    new = [deal if n.id == deal.id else n for n in new]
-                continue
-            old = self._rows[row]
-            if deal.synced_at < old.synced_at:
+            old = self._known.get(deal.id)
+            if old is not None and deal.synced_at < old.synced_at:
                 continue  # an older reading arriving late
-            self._rows[row] = deal
+            self._known[deal.id] = deal
             self._search.pop(deal.id, None)
-            if key is not None and key(old) != key(deal):
-                order_changed = True
-            self.dataChanged.emit(
-                self.index(row, 0), self.index(row, self.COLUMN_COUNT - 1)
-            )
-        if new:
+            if old is None:
+                self._all_pos[deal.id] = len(self._all)
+                self._all.append(deal)
+                order_changed = order_changed or key is not None
+            else:
+                self._all[self._all_pos[deal.id]] = deal
+                if key is not None and key(old) != key(deal):
+                    order_changed = True
+            row = self._index.get(deal.id)
+            matches = self._matches(deal)
+            if row is not None and matches:
+                self._rows[row] = deal
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.COLUMN_COUNT - 1))
+            elif row is not None:
+                hidden.append(row)
+            elif matches:
+                if any(n.id == deal.id for n in shown):
+                    shown = [deal if n.id == deal.id else n for n in shown]
+                else:
+                    shown.append(deal)
+        for row in sorted(set(hidden), reverse=True):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self._rows[row]
+            self.endRemoveRows()
+        if hidden:
+            self._reindex()
+        if shown:
             first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            for offset, deal in enumerate(new):
+            self.beginInsertRows(QModelIndex(), first, first + len(shown) - 1)
+            for offset, deal in enumerate(shown):
                 self._rows.append(deal)
                 self._index[deal.id] = first + offset
             self.endInsertRows()
@@ -180,19 +216,17 @@ class DealsModel(QAbstractTableModel):
 
     def mark_failed(self, deal_id: int, error: str) -> None:
         """A sync of a deal we show failed: show it as failed until the next good sync."""
-        row = self._index.get(deal_id)
-        if row is None:
+        old = self._known.get(deal_id)
+        if old is None:
             return
-        old = self._rows[row]
-        self._rows[row] = dataclasses.replace(old, state=DealState.FAILED, error=error)
-        self.dataChanged.emit(self.index(row, 0), self.index(row, self.COLUMN_COUNT - 1))
-        if self._sort_column == self.STATE:
-            self._schedule_resort()
+        self.upsert_many([dataclasses.replace(old, state=DealState.FAILED, error=error)])
 
     def catalog_changed(self) -> None:
         """Pipeline/stage names arrived: repaint those columns (and re-sort if sorted by them)."""
         self._search.clear()
-        if self._rows:
+        if self._needle:
+            self._refilter()
+        elif self._rows:
             self.dataChanged.emit(
                 self.index(0, self.PIPELINE), self.index(len(self._rows) - 1, self.STAGE)
             )
@@ -230,18 +264,21 @@ class DealsModel(QAbstractTableModel):
     def _schedule_resort(self) -> None:
         if self._resort_timer.isActive():
             return
-        big = len(self._rows) > self.RESORT_THROTTLE_ROWS
+        big = len(self._all) > self.RESORT_THROTTLE_ROWS
         self._resort_timer.start(1000 if big else 0)
 
     def resort(self) -> None:
         """Put the rows in the current sort order (one layout change; selection kept)."""
         self._resort_timer.stop()
-        if self._sort_column < 0 or not self._rows:
+        if self._sort_column < 0 or not self._all:
             return
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
         kept = [(self._rows[i.row()].id, i.column()) for i in persistent]
-        self._rows.sort(key=self._key_func(), reverse=self._descending)
+        key = self._key_func()
+        self._all.sort(key=key, reverse=self._descending)
+        self._all_pos = {d.id: i for i, d in enumerate(self._all)}
+        self._rows.sort(key=key, reverse=self._descending)
         self._reindex()
         self.changePersistentIndexList(
             persistent, [self.index(self._index[deal_id], col) for deal_id, col in kept]
@@ -271,8 +308,36 @@ class DealsModel(QAbstractTableModel):
         return lambda d: d.id
 
     # -- filtering --------------------------------------------------------------------------------
-    def search_text(self, row: int) -> str:
-        deal = self._rows[row]
+    @property
+    def filtering(self) -> bool:
+        return bool(self._needle) or self._state_filter is not None
+
+    def set_filter(self, needle: str, state: DealState | None) -> None:
+        """Show only deals whose ID, title, pipeline or stage contains ``needle`` (and in
+        ``state``); one reset of the view, the selection is the caller's to restore."""
+        needle = needle.strip().casefold()
+        if (needle, state) == (self._needle, self._state_filter):
+            return
+        self._needle, self._state_filter = needle, state
+        self._refilter()
+
+    def _refilter(self) -> None:
+        self.beginResetModel()
+        self._rows = self._visible()
+        self._reindex()
+        self.endResetModel()
+
+    def _visible(self) -> list[DealView]:
+        if not self.filtering:
+            return list(self._all)
+        return [d for d in self._all if self._matches(d)]
+
+    def _matches(self, deal: DealView) -> bool:
+        if self._state_filter is not None and deal.state != self._state_filter:
+            return False
+        return not self._needle or self._needle in self._search_of(deal)
+
+    def _search_of(self, deal: DealView) -> str:
         text = self._search.get(deal.id)
         if text is None:
             text = " ".join(
@@ -286,6 +351,9 @@ class DealsModel(QAbstractTableModel):
             ).casefold()
             self._search[deal.id] = text
         return text
+
+    def search_text(self, row: int) -> str:
+        return self._search_of(self._rows[row])
 
     # -- presentation -------------------------------------------------------------------------------
     def headerData(
@@ -595,7 +663,8 @@ def _refilter(proxy: QSortFilterProxyModel) -> None:
 
 
 class DealsProxy(QSortFilterProxyModel):
-    """Filter as you type (ID, title, pipeline, stage) and by state; sorting is the model's."""
+    """Hands sorting and filtering to ``DealsModel`` (which does both in bulk); the view and
+    its selection work through this proxy as usual."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -603,25 +672,22 @@ class DealsProxy(QSortFilterProxyModel):
         self._state: DealState | None = None
 
     def set_text(self, text: str) -> None:
-        needle = text.strip().casefold()
-        if needle != self._needle:
-            self._needle = needle
-            _refilter(self)
+        self._needle = text
+        self._apply()
 
     def set_state(self, state: DealState | None) -> None:
-        if state != self._state:
-            self._state = state
-            _refilter(self)
+        self._state = state
+        self._apply()
+
+    def _apply(self) -> None:
+        model = self.sourceModel()
+        if model is not None:
+            model.set_filter(self._needle, self._state)
 
     @property
     def filtering(self) -> bool:
-        return bool(self._needle) or self._state is not None
-
-    def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         model = self.sourceModel()
-        if self._state is not None and model.deal_at(source_row).state != self._state:
-            return False
-        return not self._needle or self._needle in model.search_text(source_row)
+        return model is not None and model.filtering
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         self.sourceModel().sort(column, order)

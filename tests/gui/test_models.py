@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -198,6 +197,13 @@ def test_filter_follows_updates(qapp):
     assert proxy.rowCount() == 0
     model.upsert(deal(2, title="gamma", synced_at=NOW + timedelta(seconds=1)))
     assert proxy.rowCount() == 1
+    model.upsert(deal(3, title="gamma two"))  # a new deal that matches joins the view
+    assert proxy.rowCount() == 2
+    model.upsert(deal(2, title="delta", synced_at=NOW + timedelta(seconds=2)))  # and leaves it
+    assert proxy.rowCount() == 1 and model.row_of(2) is None and model.deal(2).title == "delta"
+    assert model.total == 3
+    proxy.set_text("")
+    assert proxy.rowCount() == 3
 
 
 def test_failed_mark_shows_state_and_error(qapp):
@@ -224,28 +230,27 @@ def test_hundred_thousand_deals(qtbot):
     view.setSortingEnabled(True)
     view.resize(900, 500)
     view.show()
-    started = time.perf_counter()
+    # (how fast this is lives in bench/: tests check behaviour only)
     model.load(deals)
     view.sortByColumn(DealsModel.AMOUNT, Qt.SortOrder.DescendingOrder)
     qtbot.wait(1)
-    loaded = time.perf_counter() - started
     assert proxy.rowCount() == 100_000
-    assert loaded < 5.0, f"loading and sorting 100k rows took {loaded:.1f} s"
     assert proxy.index(0, DealsModel.AMOUNT).data().startswith("₽976")
 
     spy = Spy(model)
-    started = time.perf_counter()
     model.upsert_many(
         deal(i, title=f"Changed {i}", synced_at=NOW + timedelta(seconds=1)) for i in range(1, 1001)
     )
-    assert time.perf_counter() - started < 1.0
     assert spy.resets == 0 and len(spy.changed) == 1000
 
-    started = time.perf_counter()
     proxy.set_text("number 99999")
-    filtered = time.perf_counter() - started
     assert proxy.rowCount() == 1
-    assert filtered < 2.0, f"filtering 100k rows took {filtered:.1f} s"
+    assert proxy.index(0, DealsModel.ID).data() == "99999"
+    proxy.set_text("changed 10")  # updated titles are searched, not the old ones
+    assert {proxy.index(r, DealsModel.ID).data() for r in range(proxy.rowCount())} == (
+        {"10", "1000"} | {str(i) for i in range(100, 110)})
+    proxy.set_text("")
+    assert proxy.rowCount() == 100_000
 
 
 def test_events_newest_first_and_updates_in_place(qapp):
