@@ -91,7 +91,11 @@ def _secret_store():
 
     try:
         return KeyringStore()
-    except SecretStoreUnavailable:
+    except SecretStoreUnavailable as exc:
+        log.warning(
+            "%s: secrets are kept for this session only and not stored; give them in the "
+            "config file or DEAL_MONITOR_* environment variables", exc
+        )
         return MemoryStore()
 
 
@@ -108,20 +112,35 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
+    from .instance import InstanceLock
+    from .service import locations
+
+    lock = InstanceLock(locations(settings).data_dir)
+    if not settings.storage.state_url and not lock.acquire():
+        # (a shared PostgreSQL inbox is meant for several instances; a SQLite one is not)
+        log.error("another instance is already running on the data folder %s",
+                  locations(settings).data_dir)
+        return 4
     monitor = Monitor(settings, secrets=_secret_store())
-    monitor.start()
+    try:
+        monitor.start()
+    except BaseException:
+        lock.release()
+        raise
     status = monitor.status()
     if status.listening:
         log.info("ready: events to %s", status.listen_url)
     elif status.listen_error:
         log.error("listener not running: %s", status.listen_error)
         monitor.stop()
+        lock.release()
         return 3
     try:
         while not stop.wait(1.0):
             pass
     finally:
         monitor.stop()
+        lock.release()
         log.info("stopped")
     return 0
 

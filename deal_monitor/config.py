@@ -243,8 +243,11 @@ def validate(s: Settings) -> None:
         raise ConfigError("listener.path", "must start with / and not be /healthz")
     if ls.public_url:
         parts = urlsplit(ls.public_url)
-        if parts.scheme not in ("http", "https") or "." not in (parts.hostname or ""):
-            raise ConfigError("listener.public_url", "must be a public http(s) URL")
+        if parts.scheme != "https" or "." not in (parts.hostname or ""):
+            raise ConfigError(
+                "listener.public_url",
+                "must be a public https:// URL (the token travels in the body: never in clear)",
+            )
     for index, net in enumerate(ls.allow_networks):
         try:
             ipaddress.ip_network(net, strict=False)

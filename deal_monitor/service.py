@@ -111,6 +111,8 @@ class Monitor:
         self._job: threading.Thread | None = None
         self._job_cancel = threading.Event()
         self._held = False  # paused by the user (not merely for lack of credentials)
+        self._secret_cache: dict[str, str] = {}
+        self._intake_gap = False  # an event could not be stored: reconcile when we can
         self._pipelines: list[Pipeline] | None = None
         self._status_lock = threading.Lock()
         self._last_status_at = 0.0
@@ -118,16 +120,24 @@ class Monitor:
 
     # -- secrets -------------------------------------------------------------------------
     def _secret(self, name: str, from_settings: str) -> str:
+        """A secret from the settings, else from the store — read once and kept, because a
+        locked keyring answers slowly and the listener asks on every request."""
         if from_settings:
             secret_registry.add(from_settings)
             return from_settings
-        try:
-            value = self.secrets.get(name) or ""
-        except SecretStoreUnavailable as exc:
-            log.warning("secret store unavailable: %s", exc)
-            value = ""
-        secret_registry.add(value)
-        return value
+        if name not in self._secret_cache:
+            try:
+                value = self.secrets.get(name) or ""
+            except SecretStoreUnavailable as exc:
+                log.warning("secret store unavailable: %s", exc)
+                value = ""
+            secret_registry.add(value)
+            self._secret_cache[name] = value
+        return self._secret_cache[name]
+
+    def forget_secrets(self) -> None:
+        """Read secrets from the store again (after the settings dialog saved new ones)."""
+        self._secret_cache.clear()
 
     @property
     def webhook_url(self) -> str:
@@ -193,6 +203,7 @@ class Monitor:
         app_token = phpform.get_path(form, "auth", "application_token") or ""
         if app_token:
             self.secrets.set(SECRET_APP_TOKEN, app_token)
+            self.forget_secrets()
         if access and refresh:
             self.oauth.install(access, refresh, phpform.get_path(form, "auth", "member_id") or "")
         log.info("app installed: application token and tokens stored")
@@ -204,6 +215,8 @@ class Monitor:
     def start(self) -> None:
         """Start everything; a listener that cannot bind is reported, not fatal."""
         self._open_state()
+        # read the secrets now, off the listener's path (a locked keyring answers slowly)
+        _ = self.webhook_url, self.application_token
         self.client = self._make_client()
         self.target = self._make_target(make_engine(self.where.target_url, synchronous="NORMAL"))
         try:
@@ -370,9 +383,12 @@ class Monitor:
         """
         old = self.settings
         self.settings = settings
+        self.forget_secrets()
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         if self.client is not None:
             self.client.auth = self._make_auth()
+            if self.state is not None:
+                self.state.release_backoff()  # work held back by the old credentials goes now
             if old.portal.plan != settings.portal.plan:
                 self.client.bucket = LeakyBucket(*settings.portal.bucket)
             if old.portal != settings.portal:
@@ -412,7 +428,29 @@ class Monitor:
             elif event.event not in APP_EVENTS:
                 log.info("ignored event %s from %s", event.event, remote_addr)
         assert self.state is not None
-        records = self.state.add_events(
+        try:
+            records = self._store_event(event, remote_addr, status)
+        except Exception:
+            # the sender gets a 503 and will not resend: what it announced is fetched by a
+            # reconciliation as soon as the inbox takes writes again
+            self._intake_gap = True
+            raise
+        if self._intake_gap:
+            self._intake_gap = False
+            log.warning("intake works again; reconciling what was refused meanwhile")
+            self.reconcile_now()
+        faultpoints.reach("after_inbox_commit")
+        if records:
+            self._last_event_at = records[-1].received_at
+        for record in records:
+            self.sink.event_received(record)
+        if records and status == EventStatus.QUEUED and self.worker is not None:
+            self.worker.wake()
+        self.publish_status()
+
+    def _store_event(self, event: IncomingEvent, remote_addr: str, status: EventStatus) -> list:
+        assert self.state is not None
+        return self.state.add_events(
             [
                 NewEvent(
                     event=event.event,
@@ -426,14 +464,6 @@ class Monitor:
                 )
             ]
         )
-        faultpoints.reach("after_inbox_commit")
-        if records:
-            self._last_event_at = records[-1].received_at
-        for record in records:
-            self.sink.event_received(record)
-        if records and status == EventStatus.QUEUED and self.worker is not None:
-            self.worker.wake()
-        self.publish_status()
 
     def reject(self, remote_addr: str, status: int, reason: str) -> None:
         if self.state is None:
@@ -478,8 +508,11 @@ class Monitor:
             ls = self.settings.listener
             url = ls.public_url or f"http://{ls.host}:{listener.port}{ls.path}"
         auth_state = "ok" if self.has_credentials() else "no_credentials"
-        if (self.oauth is not None and self.oauth.needs_reauthorization) or (
-            self._last_error and any(code in self._last_error for code in BitrixError.AUTH_CODES)
+        blocked = self.client.blocked if self.client is not None else None
+        if (
+            (self.oauth is not None and self.oauth.needs_reauthorization)
+            or (blocked is not None and blocked.is_auth)
+            or (self._last_error and any(c in self._last_error for c in BitrixError.AUTH_CODES))
         ):
             auth_state = "reauthorize"
         silent = self.scheduler.events_silent if self.scheduler else False

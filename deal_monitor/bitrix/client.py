@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -107,7 +108,7 @@ class BitrixClient:
         cancel: threading.Event | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        self.auth = auth
+        self._auth = auth
         self.bucket = bucket
         self.budget = OperatingBudget(operating_limit)
         self.timeout = timeout
@@ -121,6 +122,40 @@ class BitrixClient:
         self.stats = ClientStats()
         self.last_time: dict = {}
         self._lock = threading.Lock()
+        self.overload_pause = 900.0
+        self.auth_pause = 900.0
+        self._blocked_until = 0.0  # OVERLOAD_LIMIT, or credentials the portal refused
+        self._block: BitrixError | None = None
+
+    @property
+    def auth(self) -> Auth:
+        return self._auth
+
+    @auth.setter
+    def auth(self, auth: Auth) -> None:
+        """New credentials lift a block that the old ones caused."""
+        self._auth = auth
+        self.unblock()
+
+    def unblock(self) -> None:
+        self._blocked_until = 0.0
+        self._block = None
+
+    @property
+    def blocked(self) -> BitrixError | None:
+        """The error that holds every call back now (None when calls may go out)."""
+        if self._block is not None and time.monotonic() < self._blocked_until:
+            return self._block
+        return None
+
+    def _hold(self, error: BitrixError, seconds: float) -> None:
+        """Make no calls for a while: the portal blocked us, or refused our credentials.
+
+        Every event would otherwise cost a call the portal answers the same way.
+        """
+        self._block = error
+        self._blocked_until = time.monotonic() + seconds
+        log.error("portal calls paused for %.0f s: %s", seconds, error)
 
     def close(self) -> None:
         self.session.close()
@@ -131,6 +166,8 @@ class BitrixClient:
         last: BitrixError | None = None
         recovered = False
         for attempt in range(self.max_retries + 1):
+            if (block := self.blocked) is not None:
+                raise block
             wait_or_cancel(self.budget.wait_time(method), self.cancel)
             self.bucket.acquire(self.cancel)
             try:
@@ -145,9 +182,14 @@ class BitrixClient:
                     self.budget.pause(
                         method, error_reset_seconds(error), self.default_block_seconds
                     )
+                elif error.code == "OVERLOAD_LIMIT":  # a manual block by Bitrix24 support
+                    self._hold(error, self.overload_pause)
+                    raise
                 if error.is_auth and not recovered and self.auth.recover(error):
                     recovered = True
                     continue
+                if error.code in ("NO_AUTH_FOUND", "invalid_token", "NOT_INSTALLED"):
+                    self._hold(error, self.auth_pause)
                 if not error.transient or attempt == self.max_retries:
                     raise
             self.stats.retries += 1

@@ -18,7 +18,7 @@ from urllib.parse import quote
 FormValue = str | dict[str, "FormValue"]
 
 _HEX = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
 
@@ -110,7 +110,7 @@ def decode(
 
 
 def _assign(root: dict[str, FormValue], key: str, value: str, max_depth: int) -> None:
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)  # fullmatch: "$" would let a trailing newline through
     if not match:
         raise FormError("malformed key")
     path = [match.group(1), *_PART.findall(match.group(2))]

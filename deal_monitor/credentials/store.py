@@ -9,7 +9,6 @@ limit, since an unlock prompt can block forever on a session without a desktop.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 from typing import Protocol
@@ -91,16 +90,30 @@ class KeyringStore:
             raise SecretStoreUnavailable(f"no secure keyring (backend: {name})")
         self.backend = name
         self.timeout = timeout
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="keyring")
 
     def _run(self, func, *args):
-        future = self._pool.submit(func, *args)
-        try:
-            return future.result(timeout=self.timeout)
-        except concurrent.futures.TimeoutError:
-            raise SecretStoreUnavailable("the keyring did not answer (locked?)") from None
-        except Exception as exc:
-            raise SecretStoreUnavailable(f"keyring error: {type(exc).__name__}") from None
+        """Call the keyring on a daemon thread and wait at most ``timeout``.
+
+        A call that never returns (an unlock prompt nobody answers) is abandoned; being a
+        daemon thread it cannot keep the process from exiting.
+        """
+        outcome: dict = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["value"] = func(*args)
+            except Exception as exc:
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="keyring", daemon=True).start()
+        if not done.wait(self.timeout):
+            raise SecretStoreUnavailable("the keyring did not answer (locked?)")
+        if "error" in outcome:
+            raise SecretStoreUnavailable(f"keyring error: {type(outcome['error']).__name__}")
+        return outcome.get("value")
 
     def get(self, name: str) -> str | None:
         import keyring

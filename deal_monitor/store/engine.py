@@ -25,10 +25,19 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_s: float = 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs: dict = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+        # a row another session holds must not stop the one worker: wait a while, then fail
+        # (transient) and retry later
         if parsed.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 5}
+            kwargs["connect_args"] = {
+                "connect_timeout": 5,
+                "options": "-c lock_timeout=10000 -c statement_timeout=60000",
+            }
         elif parsed.get_backend_name() in ("mysql", "mariadb"):
-            kwargs["connect_args"] = {"connect_timeout": 5, "charset": "utf8mb4"}
+            kwargs["connect_args"] = {
+                "connect_timeout": 5,
+                "charset": "utf8mb4",
+                "init_command": "SET SESSION innodb_lock_wait_timeout=10",
+            }
             kwargs["pool_recycle"] = 3600
         return create_engine(url, **kwargs)
 

@@ -126,6 +126,7 @@ class MappedWriter(KeyedWriter):
         self.table = table
         if self.products is not None:
             self.products.prepare()
+        self.prepared = True
 
     # -- writes ----------------------------------------------------------------------------
     def render(self, deal: Deal) -> dict[str, Any]:

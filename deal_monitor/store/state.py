@@ -146,6 +146,8 @@ kv = Table(
 
 REJECTIONS_KEPT = 2000
 LEASE_SECONDS = 30
+CLOCK_SLACK_MINUTES = 10  # timestamps further ahead than this mean the clock stepped back
+MAX_BACKOFF_MINUTES = 15  # the longest retry delay the worker sets (portal blocks included)
 
 
 def _unleased(now: datetime):
@@ -410,6 +412,8 @@ class StateStore:
         now = now or utcnow()
         settled = now - timedelta(seconds=debounce)
         overdue = now - timedelta(seconds=max_delay)
+        ahead = now + timedelta(minutes=CLOCK_SLACK_MINUTES)
+        skewed = now + timedelta(minutes=MAX_BACKOFF_MINUTES + CLOCK_SLACK_MINUTES)
         query = (
             select(inbox.c.deal_id)
             .where(
@@ -422,10 +426,13 @@ class StateStore:
             .group_by(inbox.c.deal_id)
             .having(
                 and_(
-                    func.min(inbox.c.next_attempt_at) <= now,
+                    # a time far ahead means the local clock stepped back: due, not stuck
+                    (func.min(inbox.c.next_attempt_at) <= now)
+                    | (func.min(inbox.c.next_attempt_at) > skewed),
                     (func.max(inbox.c.received_at) <= settled)
                     | (func.min(inbox.c.received_at) <= overdue)
-                    | (func.max(inbox.c.attempts) > 0),
+                    | (func.max(inbox.c.attempts) > 0)
+                    | (func.max(inbox.c.received_at) > ahead),
                 )
             )
             .order_by(func.min(inbox.c.received_at))
@@ -543,6 +550,17 @@ class StateStore:
     def _retry(self, conn, row_ids: Sequence[int], error: str, delay_s: float) -> list[EventRecord]:
         due = utcnow() + timedelta(seconds=delay_s)
         return self._update_rows(conn, row_ids, error=error[:1000], next_attempt_at=due)
+
+    def release_backoff(self) -> int:
+        """Queued rows waiting out a retry delay become due now (the cause was fixed)."""
+        now = utcnow()
+        with self._write() as conn:
+            result = conn.execute(
+                update(inbox)
+                .where(and_(inbox.c.status == "queued", inbox.c.next_attempt_at > now))
+                .values(next_attempt_at=now)
+            )
+            return result.rowcount or 0
 
     def requeue_failed(self) -> int:
         """'Retry failed': every failed row goes back to the queue with a fresh count."""

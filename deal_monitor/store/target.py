@@ -35,7 +35,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from ..errors import TargetError
 from ..model import Deal
@@ -141,18 +148,25 @@ def sync_products(
             products.sync(conn, deal_id, rows[deal_id])
 
 
+_SCHEMA_WORDS = ("no such column", "unknown column", "has no column", "no such table",
+                 "doesn't exist", "does not exist", "undefined column", "undefinedcolumn")
+
+
 def classify_db_error(exc: SQLAlchemyError) -> TargetError:
-    """Connection trouble and locks are worth a retry; bad data and schema are not."""
-    transient = True
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        name = type(orig).__name__ if orig is not None else ""
-        if name in ("IntegrityError", "DataError", "ProgrammingError", "NotSupportedError"):
-            transient = False
-        if exc.connection_invalidated:
-            transient = True
+    """Connection trouble and locks are worth a retry; bad data and schema drift are not.
+
+    SQLAlchemy maps each driver's errors onto the DB-API classes (psycopg raises subclasses
+    such as StringDataRightTruncation, which are DataError), so the check is by class; a
+    dropped column still comes back as OperationalError from SQLite and MariaDB, so that one
+    is recognised by its words.
+    """
     text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc).splitlines()[0]
-    return TargetError(f"target database: {text[:300]}", transient=transient)
+    permanent = isinstance(exc, IntegrityError | DataError | ProgrammingError | NotSupportedError)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        permanent = False
+    elif any(word in text.lower() for word in _SCHEMA_WORDS):
+        permanent = True
+    return TargetError(f"target database: {text[:300]}", transient=not permanent)
 
 
 class KeyedWriter:
@@ -167,6 +181,7 @@ class KeyedWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
+        self.prepared = False  # the worker prepares again until it works (target down at start)
 
     def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
         reg = self.registry
@@ -247,6 +262,7 @@ class TargetWriter(KeyedWriter):
             insp = inspect(self.engine)
             if not insp.has_table(self.table.name):
                 self.metadata.create_all(self.engine)
+                self.prepared = True
                 return
             present = {c["name"].lower() for c in insp.get_columns(self.table.name)}
         except SQLAlchemyError as exc:
@@ -258,6 +274,7 @@ class TargetWriter(KeyedWriter):
                 transient=False,
                 hint="Point the app at another table, or add the columns.",
             )
+        self.prepared = True
 
     def write(
         self, deals: Sequence[Deal], products: Mapping[int, Sequence[Mapping]] | None = None

@@ -152,7 +152,9 @@ class OfflinePuller:
         failed = [m for m, status in rows if status not in DONE and m]
         done = [m for m, status in rows if status in DONE and m]
         if failed:
-            self.client.call("event.offline.error", {"process_id": process_id, "message_id": failed})
+            self.client.call(
+                "event.offline.error", self._params(process_id=process_id, message_id=failed)
+            )
         if done:
             self.client.call(
                 "event.offline.clear", self._params(process_id=process_id, message_id=done)

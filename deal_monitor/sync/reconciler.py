@@ -97,7 +97,9 @@ class Reconciler:
                         event="RECONCILE" if job == "reconcile" else "RESYNC",
                         deal_id=deal_id,
                         source=Source.RECONCILE if job == "reconcile" else Source.MANUAL,
-                        dedup_key=f"{job}|{deal_id}|{raw.get('DATE_MODIFY')}",
+                        # DATE_MODIFY has one-second resolution: two versions of one second
+                        # differ only in their fields, so the key carries their hash
+                        dedup_key=f"{job}|{deal_id}|{fields_hash(raw)}",
                         payload=raw,
                     )
                 )

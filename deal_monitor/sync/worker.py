@@ -200,6 +200,8 @@ class SyncWorker:
             self.passes += 1
             rows = {k: r for k, r in self.state.queued_rows(ids[start : start + PASS_SIZE]).items() if r}
             try:
+                if not self.target.prepared:  # it was down at start: create/check it now
+                    self.target.prepare()
                 self._commit(*self._process(rows))
             except (BitrixError, TargetError) as exc:
                 # nothing of this pass was recorded: all of it waits and is done again
@@ -265,6 +267,8 @@ class SyncWorker:
         delay = backoff(attempts, self.options.backoff_cap)
         if isinstance(exc, BitrixError) and exc.is_auth:
             delay = max(delay, 60.0)
+        if isinstance(exc, BitrixError) and exc.code == "OVERLOAD_LIMIT":
+            delay = max(delay, self.client.overload_pause)
         log.warning("will retry %d deal(s) in %.0f s: %s", len(rows), delay, exc)
         for record in self.state.retry_rows(row_ids, str(exc), delay):
             self.sink.event_updated(record)

@@ -118,8 +118,9 @@ def test_restart_processes_unfinished_inbox_rows(make_app, sim, tmp_path):
     again.start()
     for deal_id in ids:
         synced(again, deal_id, title=f"d{ids.index(deal_id)}")
-    push_rows = [r for r in again.inbox() if r["source"] == "push"]
-    assert {r["status"] for r in push_rows} == {"synced"}
+    # the rows are marked right after the target commit: wait for that, then check them all
+    wait_for(lambda: {r["status"] for r in again.inbox() if r["source"] == "push"} == {"synced"})
+    assert len([r for r in again.inbox() if r["source"] == "push"]) == 5
 
 
 def test_changes_while_stopped_arrive_after_start(make_app, sim):
