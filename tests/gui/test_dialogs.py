@@ -96,7 +96,7 @@ def test_public_url_test(qtbot, dialog):
     controller, dlg = dialog
     dlg.public_url.setText("localhost")
     dlg.public_test.click()
-    assert "public http(s) URL" in dlg.public_msg.text()
+    assert "public https:// URL" in dlg.public_msg.text()
     # our own listener, reached under a name with a dot, counts as reachable
     url = controller.monitor.status().listen_url.replace("127.0.0.1", "127.0.0.1.nip.invalid")
     from deal_monitor.gui.settingsdialog import check_public_url
