@@ -14,7 +14,7 @@ import requests
 
 from deal_monitor.simulator import PortalSimulator
 
-FIXTURES = Path("/work/shared/bitrix24/fixtures")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # copies of shared/bitrix24/fixtures
 
 
 def fixture_json(name: str) -> Any:
