@@ -27,7 +27,7 @@ from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
 from .config import Settings
 from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable
-from .errors import BitrixError, DealMonitorError, ListenerError, TargetError  # noqa: F401
+from .errors import BitrixError, DealMonitorError, ListenerError, TargetError
 from .listener.app import ListenerApp, Verification
 from .listener.server import ListenerServer
 from .logs import secrets as secret_registry

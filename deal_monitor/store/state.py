@@ -511,15 +511,6 @@ class StateStore:
                     )
         return result
 
-    def finish_rows(
-        self, row_ids: Sequence[int], status: EventStatus, error: str = ""
-    ) -> list[EventRecord]:
-        """Mark rows done (synced/skipped/deleted/failed) and return them as records."""
-        if not row_ids:
-            return []
-        with self._write() as conn:
-            return self._finish(conn, row_ids, status, error)
-
     def _finish(self, conn, row_ids: Sequence[int], status: EventStatus, error: str) -> list[EventRecord]:
         return self._update_rows(
             conn, row_ids, status=status.value, done_at=utcnow(), payload=None, error=error[:1000]
@@ -672,18 +663,6 @@ class StateStore:
                 ):
                     found[r.deal_id] = (json.loads(r.fields or "{}"), bool(r.in_target))
         return found
-
-    def snapshot(self, deal_id: int) -> tuple[dict, bool, DealState | None]:
-        """(last raw fields, whether the target has the deal, last state) for a deal."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(deal_state.c.fields, deal_state.c.in_target, deal_state.c.state).where(
-                    deal_state.c.deal_id == deal_id
-                )
-            ).first()
-        if row is None:
-            return {}, False, None
-        return json.loads(row.fields or "{}"), bool(row.in_target), DealState(row.state)
 
     def offline_rows(self, process_id: str) -> list[tuple[str, str]]:
         """(message id, status) of the inbox rows that came from one offline reservation."""

@@ -287,7 +287,7 @@ class SyncWorker:
         attempts = max(r.attempts for r in rows)
         if error.not_found:
             announced_delete = any(r.event == "ONCRMDEALDELETE" for r in rows)
-            _, in_target, _ = self.state.snapshot(deal_id)
+            in_target = self.state.snapshots([deal_id]).get(deal_id, ({}, False))[1]
             if not announced_delete and not in_target and attempts < READ_LAG_RETRIES:
                 # a new deal may not be readable yet right after its ADD event
                 return OutcomeWrite(

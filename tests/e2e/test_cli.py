@@ -57,3 +57,15 @@ def test_bind_in_webhook_mode_explains_the_outgoing_webhook(make_app):
     result = run(app, "bind")
     assert result.returncode == 2
     assert "Outgoing webhook" in result.stdout and "WRONG_AUTH_TYPE" in result.stdout
+
+
+def test_bad_config_exits_with_one_line_naming_the_key(tmp_path):
+    config_file = tmp_path / "bad.toml"
+    config_file.write_text('[portal]\nplan = "gold"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "main.py", "--headless", "--config", str(config_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: config key portal.plan: must be one of standard, enterprise"]
