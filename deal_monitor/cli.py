@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("unbind", help="app mode: remove this app's deal-event handlers")
     sub.add_parser("handlers", help="app mode: list bound handlers (event.get)")
     preview = sub.add_parser("preview", help="dry run: what syncing these deals would write")
-    preview.add_argument("ids", nargs="+", type=int, help="deal IDs")
+    preview.add_argument("ids", nargs="*", type=int, help="deal IDs")
+    preview.add_argument("--next", type=int, default=0, metavar="N",
+                         help="the deals of the next N queued events")
     authorize = sub.add_parser("authorize", help="app mode: exchange an authorization code")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
     return parser
@@ -79,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("bind", "unbind", "handlers", "authorize"):
             return _app_command(settings, args)
         if args.command == "preview":
-            return _preview(settings, args.ids)
+            if not args.ids and args.next <= 0:
+                parser.error("preview needs deal IDs or --next N")
+            return _preview(settings, args.ids, args.next)
         return run_headless(settings)
     except DealMonitorError as exc:
         print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
@@ -185,27 +189,46 @@ def _app_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview(settings: Settings, ids: list[int]) -> int:
-    """Print, per deal, the row that would be written and how it differs from the target."""
+DECISION_TEXT = {
+    "insert": "insert (a new row)",
+    "update": "update",
+    "no_change": "no change",
+    "keep_newer": "keep: the target already holds newer data",
+    "skip_stage": "skip: the stage is filtered out",
+    "deleted": "deleted in the portal: the row would be marked deleted",
+    "error": "cannot be read",
+}
+
+
+def _preview(settings: Settings, ids: list[int], next_events: int = 0) -> int:
+    """Print, per deal, the row that would be written and how it differs from the target.
+
+    Only the portal client and the target's reflection are opened: no worker, no listener,
+    nothing created or written.
+    """
     from .service import Monitor
 
     monitor = Monitor(settings, secrets=_secret_store(), listen=False)
-    monitor.start()
-    monitor.pause()
-    monitor.scheduler.stop()
     try:
-        for deal_id in ids:
-            try:
-                preview, decision = monitor.preview(deal_id)
-            except DealMonitorError as exc:
-                print(f"deal {deal_id}: {exc} {exc.hint}".strip())
+        if next_events > 0:
+            queued = monitor.queued_deal_ids(next_events)
+            if not queued:
+                print("no queued events")
+            ids = [*ids, *queued]
+        for result in monitor.dry_run(ids):
+            decision = DECISION_TEXT[result.decision]
+            preview = result.preview
+            if preview is None:
+                print(f"deal {result.deal_id}: {decision} ({result.problem})")
                 continue
-            print(f"deal {deal_id} -> table {preview.table}: {decision}")
+            print(f"deal {result.deal_id} -> table {preview.table}: {decision}")
             for column, old, new in preview.changes:
                 was = "" if preview.current is None else f"{old!s} -> "
                 print(f"  {column}: {was}{new!s}")
             if preview.products or preview.current_products:
                 print(f"  product rows: {len(preview.current_products)} -> {len(preview.products)}")
+            for problem in preview.problems:
+                print(f"  {'refused' if problem.error else 'warning'}: {problem.text}")
     finally:
         monitor.stop()
     return 0

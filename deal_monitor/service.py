@@ -11,7 +11,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy.exc import DatabaseError
 
 from . import config, faultpoints, paths
-from .bitrix.client import PRODUCTS_KEY, BitrixClient, LeakyBucket, WebhookAuth
-from .bitrix.deal import parse_deal
+from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
@@ -31,6 +30,7 @@ from .errors import BitrixError, DealMonitorError, ListenerError, TargetError
 from .listener.app import ListenerApp, Verification
 from .listener.server import ListenerServer
 from .logs import secrets as secret_registry
+from .mapping.check import ColumnShape
 from .model import (
     DealView,
     EventRecord,
@@ -46,8 +46,10 @@ from .model import (
 from .store.engine import make_engine
 from .store.mapped import MappedWriter
 from .store.products import ProductWriter
+from .store.shape import read_columns
 from .store.state import NewEvent, StateStore
 from .store.target import Preview, TargetWriter
+from .sync.dryrun import DryRun, dry_run
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
@@ -75,6 +77,29 @@ def locations(settings: Settings) -> Locations:
         state_url=settings.storage.state_url or paths.sqlite_url(data / "state.db"),
         target_url=settings.target.url or paths.sqlite_url(data / "target.db"),
     )
+
+
+def make_writer(settings: Settings, engine, client: BitrixClient,
+                pipelines: Callable[[], list[Pipeline]]) -> TargetWriter | MappedWriter:
+    """The target writer the settings' table and mapping describe (not prepared yet)."""
+    mapping = config.mapping_of(settings)
+    products = (
+        ProductWriter(engine, mapping.product_table, mapping.product_columns)
+        if mapping.products
+        else None
+    )
+    if mapping.preset == "default":
+        return TargetWriter(engine, settings.target.table, products)
+    return MappedWriter(engine, mapping, PortalLookups(client, pipelines), products)
+
+
+def read_target_columns(url: str, table: str) -> list[ColumnShape] | None:
+    """The target table's columns (None when it does not exist) — the mapping page's list."""
+    engine = make_engine(url, synchronous="NORMAL")
+    try:
+        return read_columns(engine, table)
+    finally:
+        engine.dispose()
 
 
 class Monitor:
@@ -300,16 +325,8 @@ class Monitor:
         log.error(self._last_error)
 
     def _make_target(self, engine) -> TargetWriter | MappedWriter:
-        mapping = config.mapping_of(self.settings)
-        products = (
-            ProductWriter(engine, mapping.product_table, mapping.product_columns)
-            if mapping.products
-            else None
-        )
-        if mapping.preset == "default":
-            return TargetWriter(engine, self.settings.target.table, products)
         assert self.client is not None
-        return MappedWriter(engine, mapping, PortalLookups(self.client, self.pipelines), products)
+        return make_writer(self.settings, engine, self.client, self.pipelines)
 
     def _make_auth(self):
         portal = self.settings.portal
@@ -746,31 +763,48 @@ class Monitor:
                     count += int(reply.result.get("count") or 0)
         return count
 
+    def dry_run(self, deal_ids: Sequence[int], settings: Settings | None = None) -> list[DryRun]:
+        """What syncing these deals now would write, without writing.
+
+        With ``settings`` (say, a mapping the planner has not saved yet) the rows are rendered
+        through their target and mapping instead of the running one; nothing is created.
+        """
+        if self.client is None:
+            self.open_client()
+        assert self.client is not None
+        settings = settings or self.settings
+        running = self.target if settings is self.settings else None
+        if running is not None and running.prepared:
+            return dry_run(self.client, running, self._stage_filter, deal_ids)
+        url = locations(settings).target_url
+        writer = make_writer(settings, make_engine(url, synchronous="NORMAL"),
+                             self.client, self.pipelines)
+        try:
+            writer.prepare(create=False)
+            return dry_run(self.client, writer, StageFilter(settings.sync.skip_stages), deal_ids)
+        finally:
+            writer.engine.dispose()
+
     def preview(self, deal_id: int) -> tuple[Preview, str]:
-        """The dry run: what syncing this deal now would write, and the decision, without writing."""
-        assert self.client is not None and self.target is not None
-        with_products = self.target.products is not None
-        found, errors = self.client.get_deals([deal_id], with_products=with_products)
-        if deal_id in errors:
-            error = errors[deal_id]
+        """The dry run of one deal: (what would be written, the decision); raises when unreadable."""
+        result = self.dry_run([deal_id])[0]
+        if result.preview is None:
             raise DealMonitorError(
-                f"deal {deal_id}: {error.description or error.code}",
-                "The deal was deleted in the portal." if error.not_found else error.hint,
+                f"deal {deal_id}: {result.problem}",
+                "The deal was deleted in the portal." if result.decision == "deleted" else "",
             )
-        raw = dict(found[deal_id])
-        products = raw.pop(PRODUCTS_KEY, None)
-        deal = parse_deal(raw)
-        preview = self.target.preview(deal, products)
-        in_target = bool(self.target.versions([deal_id]))
-        if self._stage_filter.skips(deal.stage_id) and not in_target:
-            decision = f"skip: stage {deal.stage_id} is filtered out"
-        elif preview.stale:
-            decision = "keep: the target already holds newer data"
-        elif not preview.changes:
-            decision = "no change"
-        else:
-            decision = "update" if preview.current is not None else "insert"
-        return preview, decision
+        return result.preview, result.decision
+
+    def open_client(self) -> None:
+        """Only the portal client, for one-off commands (dry run) that must not start the worker."""
+        self.client = self._make_client()
+
+    def queued_deal_ids(self, limit: int) -> list[int]:
+        """The deals of the next ``limit`` queued events, oldest first (what the worker takes next)."""
+        if self.state is None:
+            self._open_state()
+        assert self.state is not None
+        return self.state.queued_deal_ids(limit)
 
     def deal_fields(self) -> list[tuple[str, str, str]]:
         """(code, label, type) of every deal field, for the mapping page."""

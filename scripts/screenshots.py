@@ -167,6 +167,52 @@ class Scene:
         self.sim.stop()
 
 
+WAREHOUSE_TABLE = ("CREATE TABLE IF NOT EXISTS warehouse_order (id INTEGER PRIMARY KEY, "
+                   "name VARCHAR(120) NOT NULL, date DATE, amount DECIMAL(12,2), comment TEXT, "
+                   "accounting INTEGER, manager VARCHAR(80), stage VARCHAR(60), "
+                   "workshop INTEGER NOT NULL)")
+
+
+def shoot_mapping(scene: Scene, save, showcase: int) -> list[Path]:
+    """The settings' mapping page on the warehouse's own table, and a dry run of it."""
+    app, window = scene.app, scene.window
+    with sqlite3.connect(scene.target) as db:
+        db.execute(WAREHOUSE_TABLE)
+    settings = SettingsDialog(scene.controller, window)
+    settings.resize(980, 720)
+    settings.show()
+    settings.target_table.setText("warehouse_order")
+    settings.tabs.setCurrentWidget(settings.mapping_page)
+    page = settings.mapping_page
+    page.preset.setCurrentIndex(page.preset.findData("seed"))
+    wait_until(app, lambda: page.table_read, what="the table's columns")
+    wait_until(app, lambda: page._fields, what="the deal fields")
+    settle(app, 0.3)
+    rows = {page.columns.item(r, 0).text(): r for r in range(page.columns.rowCount())}
+    kinds = page.columns.cellWidget(rows["manager"], 2)
+    kinds.setCurrentIndex(kinds.findData("lookup"))
+    page.columns.cellWidget(rows["manager"], 3).setCurrentIndex(2)  # the responsible person
+    kinds = page.columns.cellWidget(rows["stage"], 2)
+    kinds.setCurrentIndex(kinds.findData("lookup"))
+    settle(app, 0.3)
+    save(settings, "mapping")  # "workshop" is required and not mapped yet: shown as an error
+
+    kinds = page.columns.cellWidget(rows["workshop"], 2)
+    kinds.setCurrentIndex(kinds.findData("const"))
+    page.columns.cellWidget(rows["workshop"], 3).setText("2")
+    settle(app, 0.3)
+    settings.open_dry_run()
+    dialog = settings._dry_run
+    dialog.resize(1100, 560)
+    dialog.ids.setText(str(showcase))
+    dialog.run()
+    wait_until(app, lambda: dialog.results, what="the dry run")
+    save(dialog, "dry_run")
+    dialog.close()
+    settings.close()
+    return []
+
+
 def shoot(scene: Scene, out: Path, lang: str, translations: Translations, phase: str,
           showcase: int) -> list[Path]:
     app = scene.app
@@ -215,6 +261,8 @@ def shoot(scene: Scene, out: Path, lang: str, translations: Translations, phase:
         settings.target_url.setCursorPosition(0)
         save(settings, "settings")
         settings.close()
+
+        written.extend(shoot_mapping(scene, save, showcase))
     else:
         window.tabs.setCurrentIndex(1)
         window.events_view.scrollToTop()

@@ -22,7 +22,7 @@ from .. import config, logs, paths
 from ..config import ConfigError, Settings
 from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
 from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK
-from . import icons
+from . import icons, texts
 from .controller import AppController, Notice, ui_settings, write_settings_file
 from .crash import CrashReporter
 from .i18n import Translations, resolve_language
@@ -144,7 +144,8 @@ class DesktopApp(QObject):
                 return config.load(None)
             box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Deal Monitor"), self.tr(
                 "The settings file has an error and cannot be used:\n\n%1\n\n%2").replace(
-                    "%1", str(path)).replace("%2", f"{exc.key}: {exc.problem}"))
+                    "%1", str(path)).replace(
+                    "%2", f"{exc.key}: {texts.config_problem_text(exc.key, exc.problem)}"))
             defaults = box.addButton(self.tr("Start with default settings"),
                                      QMessageBox.ButtonRole.AcceptRole)
             box.addButton(self.tr("Quit"), QMessageBox.ButtonRole.RejectRole)

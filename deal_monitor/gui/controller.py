@@ -544,7 +544,7 @@ class AppController(QObject):
 
     def _on_pipelines_failed(self, exc: Exception) -> None:
         hint = getattr(exc, "hint", "")
-        self.pipelines_failed.emit(texts.error_text(f"{exc}") + (f" {hint}" if hint else ""))
+        self.pipelines_failed.emit(texts.error_text(f"{exc}") + (f" {texts.hint_text(hint)}" if hint else ""))
 
     @property
     def skip_stages(self) -> tuple[str, ...]:

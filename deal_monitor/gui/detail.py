@@ -51,6 +51,7 @@ class DealDetail(QWidget):
     """Header with the deal's current state, a Resync button and the timeline."""
 
     resync_requested = Signal(int)
+    dry_run_requested = Signal(int)
 
     def __init__(self, catalog: StageCatalog, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +80,8 @@ class DealDetail(QWidget):
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.resync_button = QPushButton(icons.icon("resync"), "", page)
         self.resync_button.clicked.connect(self._on_resync_clicked)
+        self.dry_run_button = QPushButton(icons.icon("preview"), "", page)
+        self.dry_run_button.clicked.connect(self._on_dry_run_clicked)
         self.timeline_label = QLabel(page)
         self.timeline_label.setFont(bold(self.font()))
 
@@ -100,7 +103,12 @@ class DealDetail(QWidget):
         text.addWidget(self.facts)
         text.addWidget(self.error)
         head.addLayout(text, 1)
-        head.addWidget(self.resync_button, 0, Qt.AlignmentFlag.AlignTop)
+        buttons = QVBoxLayout()
+        buttons.setSpacing(4)
+        buttons.addWidget(self.resync_button)
+        buttons.addWidget(self.dry_run_button)
+        buttons.addStretch(1)
+        head.addLayout(buttons)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(8, 8, 8, 0)
         layout.setSpacing(6)
@@ -119,6 +127,9 @@ class DealDetail(QWidget):
     def retranslate(self) -> None:
         self.resync_button.setText(self.tr("Resync this deal"))
         self.resync_button.setToolTip(self.tr("Read the deal from the portal again now (Ctrl+R)"))
+        self.dry_run_button.setText(self.tr("Dry run"))
+        self.dry_run_button.setToolTip(self.tr(
+            "What a sync would write for this deal now, without writing (Ctrl+D)"))
         self.timeline_label.setText(self.tr("Timeline"))
         self.timeline_model.setHorizontalHeaderLabels(
             [self.tr("Time"), self.tr("Step"), self.tr("What happened")]
@@ -222,6 +233,10 @@ class DealDetail(QWidget):
     def _on_resync_clicked(self) -> None:
         if self.deal_id is not None:
             self.resync_requested.emit(self.deal_id)
+
+    def _on_dry_run_clicked(self) -> None:
+        if self.deal_id is not None:
+            self.dry_run_requested.emit(self.deal_id)
 
 
 def _ordered(changes):

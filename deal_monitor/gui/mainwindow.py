@@ -134,6 +134,8 @@ class MainWindow(QMainWindow):
         self.resync_all_action.triggered.connect(lambda: self.resync_all())
         self.retry_action = action("retry")
         self.retry_action.triggered.connect(self.retry_failed)
+        self.dry_run_action = action("preview", "Ctrl+D")
+        self.dry_run_action.triggered.connect(self.dry_run_selected)
         self.pause_action = action("pause")
         self.pause_action.triggered.connect(self.controller.toggle_pause)
         self.stage_filter_action = action("filter")
@@ -169,6 +171,7 @@ class MainWindow(QMainWindow):
         self.sync_menu.addAction(self.resync_action)
         self.sync_menu.addAction(self.resync_all_action)
         self.sync_menu.addAction(self.retry_action)
+        self.sync_menu.addAction(self.dry_run_action)
         self.sync_menu.addSeparator()
         self.sync_menu.addAction(self.pause_action)
         self.sync_menu.addSeparator()
@@ -256,6 +259,7 @@ class MainWindow(QMainWindow):
 
         self.detail = DealDetail(self.controller.catalog, deals_page)
         self.detail.resync_requested.connect(lambda deal_id: self.resync_ids([deal_id]))
+        self.detail.dry_run_requested.connect(lambda deal_id: self.open_dry_run([deal_id]))
         self.deals_splitter = QSplitter(Qt.Orientation.Vertical, deals_page)
         self.deals_splitter.setObjectName("dealsSplitter")
         self.deals_splitter.addWidget(self.deals_view)
@@ -357,6 +361,9 @@ class MainWindow(QMainWindow):
         self.resync_all_action.setToolTip(self.tr("Read every deal of the portal again"))
         self.retry_action.setText(self.tr("Retry failed"))
         self.retry_action.setToolTip(self.tr("Try the failed events again"))
+        self.dry_run_action.setText(self.tr("Dry run…"))
+        self.dry_run_action.setToolTip(self.tr(
+            "Show what syncing the selected deals would write, without writing (Ctrl+D)"))
         self.stage_filter_action.setText(self.tr("Stage filter…"))
         self.stage_filter_action.setToolTip(self.tr("Choose the stages whose deals are not sent to production"))
         self.settings_action.setText(self.tr("Settings…"))
@@ -614,6 +621,26 @@ class MainWindow(QMainWindow):
             )
         return count
 
+    def dry_run_selected(self) -> None:
+        if self.tabs.currentIndex() == 1:
+            ids = self._selected_event_deal_ids()
+        else:
+            ids = self.selected_deal_ids()
+        self.open_dry_run(ids[:50])
+
+    def open_dry_run(self, ids: list[int]):
+        """The dry run window for these deals (empty: the planner types IDs or takes the queue)."""
+        from .dryrundialog import DryRunDialog
+
+        if not self.controller.running:
+            self.statusBar().showMessage(self.tr("Connect to the portal first."), 4000)
+            return None
+        dialog = DryRunDialog(self.controller, ids, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.dry_run_dialog = dialog
+        return dialog
+
     def ask(self, title: str, question: str) -> bool:
         """A yes/no question (tests replace this)."""
         answer = QMessageBox.question(self, title, question)
@@ -678,6 +705,7 @@ class MainWindow(QMainWindow):
         ids = self.selected_deal_ids()
         menu = QMenu(self)
         menu.addAction(self.resync_action)
+        menu.addAction(self.dry_run_action)
         if len(ids) == 1:
             show_events = menu.addAction(self.tr("Show the events of this deal"))
             show_events.triggered.connect(lambda: self.show_events_of(ids[0]))

@@ -8,6 +8,7 @@ when there is no secure keyring the dialog says so and keeps them for this sessi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +35,7 @@ from .. import config, service
 from ..config import ConfigError, Settings
 from . import icons, texts
 from .controller import AppController, ui_settings
+from .mappingpage import MappingPage
 from .tasks import run_in_background
 from .widgets import InlineMessage, field_row
 
@@ -226,10 +229,71 @@ class SettingsDialog(QDialog):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(body)
+
+        # mapping: which deal data goes into which column
+        self.mapping_page = MappingPage(settings.mapping, settings.target.table or "deal", self)
+        self.mapping_page.set_reader(self._column_reader)
+        self.mapping_page.dry_run_requested.connect(self.open_dry_run)
+        self.mapping_page.preset.currentIndexChanged.connect(self._mapping_tab_shown)
+        self.target_table.textChanged.connect(
+            lambda text: self.mapping_page.set_table(text.strip() or "deal"))
+        self.target_url.textChanged.connect(lambda _text: self.mapping_page.set_table(
+            self.target_table.text().strip() or "deal", force=True))
+        self._fields_loaded = False
+
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(scroll, icons.icon("settings"), self.tr("Connection"))
+        self.tabs.addTab(self.mapping_page, icons.icon("deals"), self.tr("Production table"))
+        self.tabs.currentChanged.connect(self._mapping_tab_shown)
         layout = QVBoxLayout(self)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(self.save_msg)
         layout.addWidget(self.buttons)
+
+    # -- the mapping page -----------------------------------------------------------------------
+    def _target_choice(self) -> tuple[str, str]:
+        url = self.target_url.text().strip() or self.target_url.placeholderText()
+        return url, self.target_table.text().strip() or "deal"
+
+    def _column_reader(self):
+        url, table = self._target_choice()
+        return lambda: service.read_target_columns(url, table)
+
+    def _mapping_tab_shown(self, *_args) -> None:
+        """On the mapping tab: read the table's columns and the portal's deal fields once."""
+        if self.tabs.currentWidget() is not self.mapping_page:
+            return
+        page = self.mapping_page
+        if self.width() < 960:  # the column table needs the room
+            self.resize(960, max(self.height(), 680))
+        if page.preset_name != "default" and not page.table_read and not page.read_error:
+            page.read_table()
+        if not self._fields_loaded and self.controller.running:
+            self._fields_loaded = True
+            monitor = self.controller.monitor
+            self._tasks.append(run_in_background(
+                monitor.deal_fields, page.set_fields, lambda _exc: None, name="fields",
+                owner=self))
+
+    def open_dry_run(self) -> None:
+        from .dryrundialog import DryRunDialog
+
+        try:
+            settings = self._edited_settings()
+        except ConfigError as exc:
+            self._show_config_error(exc)
+            return
+        if not self.controller.running:
+            self.mapping_page.summary.show_error(self.tr(
+                "The dry run reads deals from the portal: connect to the portal first."))
+            return
+        selected = []
+        window = self.parent()
+        if window is not None and hasattr(window, "selected_deal_ids"):
+            selected = window.selected_deal_ids()[:20]
+        dialog = DryRunDialog(self.controller, selected, settings, self)
+        dialog.show()
+        self._dry_run = dialog
 
     def _form(self, group: QGroupBox) -> QFormLayout:
         form = QFormLayout(group)
@@ -330,7 +394,7 @@ class SettingsDialog(QDialog):
         try:
             config.from_mapping({"listener": {"public_url": url}}, env={})
         except ConfigError as exc:
-            self.public_msg.show_error(exc.problem)
+            self.public_msg.show_error(texts.config_problem_text(exc.key, exc.problem))
             return
         self._run_check(lambda: check_public_url(url), self.public_msg, self.public_test,
                         self.tr("The public URL reaches this app."))
@@ -349,34 +413,57 @@ class SettingsDialog(QDialog):
             "production.")))
 
     # -- saving ------------------------------------------------------------------------------------
+    def _edited_settings(self) -> Settings:
+        """The settings as entered; raises ConfigError naming the wrong key."""
+        base = self.controller.settings
+        settings = base.replace(
+            "portal", webhook_url=self.webhook.text(),
+            application_token=self.token.text(), plan=self.plan.currentData())
+        settings = settings.replace(
+            "listener", host=self.host.text().strip(), port=self.port.value(),
+            path=self.path.text().strip() or "/bitrix24/events",
+            public_url=self.public_url.text().strip())
+        settings = settings.replace(
+            "target", url=self.target_url.text().strip(),
+            table=self.target_table.text().strip() or "deal")
+        mapping = self.mapping_page.mapping_settings(base.mapping)
+        return settings.replace("mapping", **{
+            f.name: getattr(mapping, f.name) for f in dataclasses.fields(mapping)})
+
+    def _show_config_error(self, exc: ConfigError) -> None:
+        if exc.key.startswith("mapping"):
+            self.tabs.setCurrentWidget(self.mapping_page)
+            self.mapping_page.show_config_error(exc)
+            return
+        field = {
+            "portal.webhook_url": self.webhook_msg,
+            "listener.port": self.listen_msg,
+            "listener.path": self.listen_msg,
+            "listener.public_url": self.public_msg,
+            "target.table": self.target_msg,
+            "target.url": self.target_msg,
+        }.get(exc.key, self.save_msg)
+        field.show_error(texts.config_problem_text(exc.key, exc.problem))
+
     def build_settings(self) -> Settings | None:
         """The settings as entered, or None after showing what is wrong under its field."""
         for message in (self.webhook_msg, self.token_msg, self.listen_msg, self.public_msg,
                         self.target_msg, self.save_msg):
             if not message.ok:
                 message.clear_message()
-        base = self.controller.settings
         try:
-            settings = base.replace(
-                "portal", webhook_url=self.webhook.text(),
-                application_token=self.token.text(), plan=self.plan.currentData())
-            settings = settings.replace(
-                "listener", host=self.host.text().strip(), port=self.port.value(),
-                path=self.path.text().strip() or "/bitrix24/events",
-                public_url=self.public_url.text().strip())
-            settings = settings.replace(
-                "target", url=self.target_url.text().strip(),
-                table=self.target_table.text().strip() or "deal")
+            settings = self._edited_settings()
         except ConfigError as exc:
-            field = {
-                "portal.webhook_url": self.webhook_msg,
-                "listener.port": self.listen_msg,
-                "listener.path": self.listen_msg,
-                "listener.public_url": self.public_msg,
-                "target.table": self.target_msg,
-                "target.url": self.target_msg,
-            }.get(exc.key, self.save_msg)
-            field.show_error(exc.problem)
+            self._show_config_error(exc)
+            return None
+        base = self.controller.settings
+        changed = settings.mapping != base.mapping or settings.target != base.target
+        problem = self.mapping_page.blocking_problem(changed)
+        if problem:
+            self.tabs.setCurrentWidget(self.mapping_page)
+            if not self.mapping_page.table_read and not self.mapping_page.read_error:
+                self.mapping_page.read_table()
+            self.save_msg.show_error(problem)
             return None
         return settings
 

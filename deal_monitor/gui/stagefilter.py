@@ -4,10 +4,13 @@ The portal's pipelines and their stages are listed by name, in the portal's orde
 colours. A change applies at once (``Monitor.set_skip_stages``), is written to the settings
 file, and when skipped deals are now let through the dialog offers to sync them.
 
-The core's filter has one subtlety the dialog makes visible rather than hides: an entry
-without a pipeline prefix (``NEW``) skips that stage in every pipeline (``NEW``,
-``C1:NEW``...), and the stages of the general pipeline have no prefix, so skipping a stage
-of the general pipeline also skips the stage of the same code everywhere.
+A checked stage is skipped in its own pipeline only: the dialog writes ``C1:NEW`` for a stage
+of pipeline 1 and ``C0:NEW`` for the general pipeline's ``NEW`` (its stage IDs carry no
+prefix in Bitrix24, and a bare ``NEW`` would match ``NEW`` in every pipeline). Bare entries
+(the default ``NEW``: the start stage of every pipeline, also of pipelines added later; or
+older settings files) are honoured and shown checked in every pipeline they cover;
+they stay as they are until the user unchecks one of the stages they cover, and are then
+replaced by one entry per pipeline that is still skipped.
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ STAGE_ROLE = Qt.ItemDataRole.UserRole + 10
 PIPELINE_ROLE = Qt.ItemDataRole.UserRole + 11
 
 
-def _bare(stage_id: str) -> str:
-    return stage_id.partition(":")[2] if ":" in stage_id else stage_id
+def stage_entry(stage_id: str) -> str:
+    """The filter entry that skips ``stage_id`` in its own pipeline only.
+
+    The general pipeline's stages have no prefix (``NEW``); ``C0:NEW`` names them alone.
+    """
+    return stage_id if ":" in stage_id else f"C0:{stage_id}"
 
 
 def toggle_stages(
@@ -48,39 +55,48 @@ def toggle_stages(
 ) -> tuple[list[str], bool]:
     """New filter entries after the user (un)checked ``changes`` {stage ID: skip}.
 
-    Returns the entries and whether a general-pipeline stage had to change along with a
-    stage of the same code in another pipeline (the dialog then explains why).
+    Every stage the user checks gets an entry for its own pipeline (``C0:NEW``, ``C1:NEW``).
+    An entry without a prefix (``NEW``, from older settings) is kept while every stage it
+    covers stays checked; once one of them is unchecked it is replaced by explicit entries for
+    the stages it covered that are still checked. Entries for stages the portal no longer has
+    are kept as they are.
+
+    Returns the entries and whether such a bare entry had to be replaced.
     """
-    current = StageFilter(entries)
+    known = list(dict.fromkeys([*known, *changes]))
+    cleaned = [e.strip() for e in entries if e.strip()]
+    current = StageFilter(cleaned)
     wanted = {s for s in known if current.skips(s)}
     for stage_id, skip in changes.items():
         if skip:
             wanted.add(stage_id)
         else:
             wanted.discard(stage_id)
-    coupled = False
-    generics: list[str] = []
-    for stage_id in known:
-        if ":" in stage_id or stage_id not in wanted:
-            continue  # only stages of the general pipeline need a generic entry
-        siblings = {k for k in known if ":" in k and _bare(k) == stage_id}
-        unchecked_sibling = any(changes.get(k) is False for k in siblings)
-        if unchecked_sibling and changes.get(stage_id) is not True:
-            wanted.discard(stage_id)  # cannot skip it alone: drop it with its sibling
-            coupled = True
-            continue
-        if siblings - wanted:
-            coupled = coupled or any(changes.get(k) is not None for k in siblings | {stage_id})
-            wanted |= siblings
-        generics.append(stage_id)
-    covered = StageFilter(generics)
-    explicit = [s for s in known if s in wanted and not covered.skips(s)]
-    unknown = [e for e in entries if not any(StageFilter([e]).skips(k) for k in known)]
+    kept: list[str] = []
+    unknown: list[str] = []
+    expanded = False
+    for entry in cleaned:
+        covers = {s for s in known if StageFilter([entry]).skips(s)}
+        if not covers:
+            unknown.append(entry)  # a stage the portal no longer has (or not yet loaded)
+        elif covers <= wanted:
+            kept.append(entry)
+        elif ":" not in entry and covers & wanted:
+            expanded = True  # a bare entry lost one of its stages: the others stay skipped
+    covered = StageFilter(kept)
+    explicit = [stage_entry(s) for s in known if s in wanted and not covered.skips(s)]
     result: list[str] = []
-    for entry in [*generics, *explicit, *unknown]:
+    for entry in [*kept, *explicit, *unknown]:
         if entry not in result:
             result.append(entry)
-    return result, coupled
+    return result, expanded
+
+
+def legacy_entries(entries: Iterable[str], known: Iterable[str]) -> list[str]:
+    """Entries without a pipeline prefix that cover some of ``known`` (the default NEW, older files)."""
+    known = list(known)
+    return [e for e in entries if ":" not in e.strip() and e.strip()
+            and any(StageFilter([e]).skips(s) for s in known)]
 
 
 class StageFilterDialog(QDialog):
@@ -121,11 +137,17 @@ class StageFilterDialog(QDialog):
         self.released_bar = MessageBar(self)
         self.released_bar.action_triggered.connect(self.sync_released)
         self.note = QLabel(self.tr(
-            "A stage of the general pipeline also covers the stage with the same code in the "
-            "other pipelines, so such stages change together."), self)
+            "A checked stage is skipped in its own pipeline only: stages with the same name "
+            "in other pipelines are not affected."), self)
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #5B6675;")
-        self.coupled = InlineMessage(self)
+        self.legacy = QLabel(self.tr(
+            "Some stages are skipped in every pipeline, including pipelines added later; by "
+            "default the start stage NEW is. Unchecking such a stage in one pipeline keeps it "
+            "skipped in the others."), self)
+        self.legacy.setWordWrap(True)
+        self.legacy.setStyleSheet("color: #5B6675;")
+        self.legacy.setVisible(False)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
@@ -136,9 +158,9 @@ class StageFilterDialog(QDialog):
         layout.addWidget(self.loading)
         layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.tree, 1)
-        layout.addWidget(self.coupled)
         layout.addWidget(self.released_bar)
         layout.addWidget(self.note)
+        layout.addWidget(self.legacy)
         layout.addWidget(buttons)
 
         controller.pipelines_loaded.connect(self._on_pipelines_loaded)
@@ -223,6 +245,8 @@ class StageFilterDialog(QDialog):
                 state = Qt.CheckState.PartiallyChecked
             top.setCheckState(0, state)
         self._filling = False
+        self.legacy.setVisible(
+            bool(legacy_entries(self.controller.skip_stages, self.known_stages())))
 
     def stage_item(self, stage_id: str) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
@@ -246,14 +270,10 @@ class StageFilterDialog(QDialog):
 
     def set_skipped(self, changes: dict[str, bool]) -> list[str]:
         """Apply a change at once; returns the new filter entries."""
-        entries, coupled = toggle_stages(self.controller.skip_stages, self.known_stages(), changes)
+        entries, _expanded = toggle_stages(
+            self.controller.skip_stages, self.known_stages(), changes)
         released = self.controller.set_skip_stages(entries)
         self.refresh_checks()
-        if coupled:
-            self.coupled.show_busy(self.tr(
-                "Stages with the same code changed together (see the note below)."))
-        else:
-            self.coupled.clear_message()
         self.released = released
         if released:
             self.released_bar.show_message("info", self.tr(
@@ -271,4 +291,4 @@ class StageFilterDialog(QDialog):
             timeout_ms=8000)
 
 
-__all__ = ["StageFilterDialog", "toggle_stages"]
+__all__ = ["StageFilterDialog", "legacy_entries", "stage_entry", "toggle_stages"]

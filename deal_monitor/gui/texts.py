@@ -7,6 +7,7 @@ and translated, and anything unknown is shown as it came (it is still useful to 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from PySide6.QtCore import QCoreApplication
@@ -20,6 +21,7 @@ _cache: dict[tuple[str, object], str] = {}
 def clear_cache() -> None:
     """Forget the labels (the language changed)."""
     _cache.clear()
+    _error_text_cached.cache_clear()
 
 
 def _cached(kind: str, key: object, build) -> str:
@@ -202,9 +204,28 @@ def _iso_text(value: str) -> str:
 
 
 def error_text(error: str) -> str:
-    """A known core/portal error in the UI language; unknown ones unchanged."""
+    """A known core/portal error in the UI language; unknown ones unchanged.
+
+    Core errors often end with their plain-words hint (``f"{exc} {exc.hint}"``); a known hint
+    is translated too, whatever comes before it.
+    """
     if not error:
         return ""
+    return _error_text_cached(error)
+
+
+@functools.lru_cache(maxsize=4096)  # tables repaint often; cleared with the language
+def _error_text_cached(error: str) -> str:
+    message, hint = _split_hint(error)
+    if hint:
+        explained = _portal_explanation(message)
+        if explained is not None:  # the hint says it better than the short explanation
+            return f"{hint} ({message})"
+        return f"{_error_text(message)} {hint}" if message else hint
+    return _error_text(error)
+
+
+def _error_text(error: str) -> str:
     fixed = {
         "wrong application token": QCoreApplication.translate(
             "Texts", "wrong application token"
@@ -241,6 +262,13 @@ def error_text(error: str) -> str:
         "Not found (read lag?)": QCoreApplication.translate(
             "Texts", "not readable yet (the portal is still saving it)"
         ),
+        "not started": QCoreApplication.translate("Texts", "not started"),
+        "state database was corrupt; moved aside, full reconciliation follows": (
+            QCoreApplication.translate(
+                "Texts",
+                "state database was corrupt; moved aside, full reconciliation follows",
+            )
+        ),
     }
     if error in fixed:
         return fixed[error]
@@ -260,11 +288,120 @@ def error_text(error: str) -> str:
         return QCoreApplication.translate("Texts", "internal error: %1").replace(
             "%1", error[len("internal error: "):]
         )
+    for pattern, build in _error_patterns():
+        match = pattern.fullmatch(error)
+        if match:
+            return _fill(build(), *match.groups())
+    known = _config_problem(error)
+    if known is not None:
+        return known  # the settings' Test buttons report config problems as they are
     return _portal_error(error)
 
 
-def _portal_error(error: str) -> str:
-    """``CODE: description`` from the portal: keep the code, explain the well-known ones."""
+def _fill(template: str, *values: str) -> str:
+    """``%1``, ``%2``... replaced in one pass (a value may itself contain ``%2``)."""
+    return re.sub(r"%(\d)", lambda m: values[int(m.group(1)) - 1]
+                  if 0 < int(m.group(1)) <= len(values) else m.group(0), template)
+
+
+def _error_patterns():
+    """Core errors that embed a value: (pattern, translated template with %1, %2...)."""
+    return (
+        (re.compile(r"cannot use this URL: (.+)", re.S),
+         lambda: QCoreApplication.translate("Texts", "cannot use this URL: %1")),
+        (re.compile(r"cannot listen on (\S+): (.*)", re.S),
+         lambda: QCoreApplication.translate("Texts", "cannot listen on %1: %2")),
+        (re.compile(r"target table (\S+) lacks columns: (.+)", re.S),
+         lambda: QCoreApplication.translate("Texts", "target table %1 lacks columns: %2")),
+        (re.compile(r"product table (\S+) lacks columns: (.+)", re.S),
+         lambda: QCoreApplication.translate(
+             "Texts", "product table %1 lacks columns: %2")),
+        (re.compile(r"target table (\S+) does not exist"),
+         lambda: QCoreApplication.translate(
+             "Texts", "target table %1 does not exist")),
+        (re.compile(r"unsupported target database: (.+)"),
+         lambda: QCoreApplication.translate("Texts", "unsupported target database: %1")),
+    )
+
+
+def hint_text(hint: str) -> str:
+    """A core error's plain-words hint (``DealMonitorError.hint``) in the UI language."""
+    return _hints().get(hint, hint)
+
+
+def _hints() -> dict[str, str]:
+    return {
+        "Another program may use this port: choose another port or stop that program.": (
+            QCoreApplication.translate(
+                "Texts",
+                "Another program may use this port: choose another port or stop that program.",
+            )
+        ),
+        "Check that the target database is running and the URL in the settings is right.": (
+            QCoreApplication.translate(
+                "Texts",
+                "Check that the target database is running and the URL in the settings is right.",
+            )
+        ),
+        "The webhook URL is wrong or was revoked: create a new inbound webhook.": (
+            QCoreApplication.translate(
+                "Texts",
+                "The webhook URL is wrong or was revoked: create a new inbound webhook.",
+            )
+        ),
+        "Authorize the app again in the settings.": QCoreApplication.translate(
+            "Texts", "Authorize the app again in the settings."
+        ),
+        "The portal asked to slow down; the app waits and retries by itself.": (
+            QCoreApplication.translate(
+                "Texts", "The portal asked to slow down; the app waits and retries by itself."
+            )
+        ),
+        "The portal blocked REST calls; contact Bitrix24 support.": QCoreApplication.translate(
+            "Texts", "The portal blocked REST calls; contact Bitrix24 support."
+        ),
+        "The webhook or app lacks the CRM permission.": QCoreApplication.translate(
+            "Texts", "The webhook or app lacks the CRM permission."
+        ),
+        "The portal did not answer: check the network connection.": QCoreApplication.translate(
+            "Texts", "The portal did not answer: check the network connection."
+        ),
+        "Add the columns, or change mapping.product_columns.": QCoreApplication.translate(
+            "Texts", "Add the columns, or change mapping.product_columns."
+        ),
+        "Point the app at another table, or add the columns.": QCoreApplication.translate(
+            "Texts", "Point the app at another table, or add the columns."
+        ),
+        "Create the table, or pick the default preset, which creates its own.": (
+            QCoreApplication.translate(
+                "Texts", "Create the table, or pick the default preset, which creates its own."
+            )
+        ),
+        "Fix the mapping: map only columns the table has, with a fitting conversion.": (
+            QCoreApplication.translate(
+                "Texts",
+                "Fix the mapping: map only columns the table has, with a fitting conversion.",
+            )
+        ),
+        "The deal was deleted in the portal.": QCoreApplication.translate(
+            "Texts", "The deal was deleted in the portal."
+        ),
+    }
+
+
+def _split_hint(error: str) -> tuple[str, str]:
+    """``("message", "translated hint")`` when ``error`` ends with a known hint, else
+    ``(error, "")``."""
+    for english, translated in _hints().items():
+        if error == english:
+            return "", translated
+        if error.endswith(" " + english):
+            return error[: -len(english) - 1].rstrip(), translated
+    return error, ""
+
+
+def _portal_explanation(error: str) -> str | None:
+    """The short explanation of a well-known portal error code, or None."""
     code = error.split(":", 1)[0].strip()
     explained = {
         "NO_AUTH_FOUND": QCoreApplication.translate(
@@ -284,12 +421,156 @@ def _portal_error(error: str) -> str:
         "insufficient_scope": QCoreApplication.translate(
             "Texts", "the webhook lacks the CRM permission"
         ),
+        "INVALID_CREDENTIALS": QCoreApplication.translate(
+            "Texts", "the webhook lacks the CRM permission"
+        ),
         "expired_token": QCoreApplication.translate("Texts", "the app must be authorized again"),
         "invalid_token": QCoreApplication.translate("Texts", "the app must be authorized again"),
+        "invalid_grant": QCoreApplication.translate("Texts", "the app must be authorized again"),
+        "NETWORK_ERROR": QCoreApplication.translate("Texts", "no connection to the portal"),
+        "ERROR_UNEXPECTED_ANSWER": QCoreApplication.translate(
+            "Texts", "the address did not answer like a Bitrix24 portal"
+        ),
+        "HTTP_ERROR": QCoreApplication.translate("Texts", "the portal answered with an HTTP error"),
+        "NOT_INSTALLED": QCoreApplication.translate(
+            "Texts", "the app is not installed on the portal"
+        ),
+        "PAYMENT_REQUIRED": QCoreApplication.translate(
+            "Texts", "the portal's plan does not allow REST calls"
+        ),
     }
-    if code in explained:
-        return f"{explained[code]} ({error})"
+    return explained.get(code)
+
+
+def _portal_error(error: str) -> str:
+    """``CODE: description`` from the portal: keep the code, explain the well-known ones."""
+    explained = _portal_explanation(error)
+    if explained is not None:
+        return f"{explained} ({error})"
     return error
+
+
+# -- settings problems -----------------------------------------------------------------------------
+def _config_problem_table() -> dict[str, str]:
+    """Every fixed problem ``config.validate``/``_coerce`` (and the mapping check) reports."""
+    return {
+        "must be true or false": QCoreApplication.translate("Texts", "must be true or false"),
+        "must be a whole number": QCoreApplication.translate("Texts", "must be a whole number"),
+        "must be a number": QCoreApplication.translate("Texts", "must be a number"),
+        "must be a string": QCoreApplication.translate("Texts", "must be a string"),
+        "must be a table of strings": QCoreApplication.translate(
+            "Texts", "must be a table of strings"
+        ),
+        "must be a list of strings": QCoreApplication.translate(
+            "Texts", "must be a list of strings"
+        ),
+        "unsupported type": QCoreApplication.translate("Texts", "unsupported type"),
+        "must be a table": QCoreApplication.translate("Texts", "must be a table"),
+        "unknown key": QCoreApplication.translate("Texts", "unknown key"),
+        "must be an http(s) URL": QCoreApplication.translate("Texts", "must be an http(s) URL"),
+        "must look like https://<portal>/rest/<user id>/<secret>/": QCoreApplication.translate(
+            "Texts", "must look like https://<portal>/rest/<user id>/<secret>/"
+        ),
+        "is needed with client_id (the portal's address)": QCoreApplication.translate(
+            "Texts", "is needed with client_id (the portal's address)"
+        ),
+        "works only for an OAuth app (set client_id)": QCoreApplication.translate(
+            "Texts", "works only for an OAuth app (set client_id)"
+        ),
+        "must be 32 hexadecimal characters": QCoreApplication.translate(
+            "Texts", "must be 32 hexadecimal characters"
+        ),
+        "must be between 0 and 65535": QCoreApplication.translate(
+            "Texts", "must be between 0 and 65535"
+        ),
+        "must start with / and not be /healthz": QCoreApplication.translate(
+            "Texts", "must start with / and not be /healthz"
+        ),
+        "must be a public https:// URL (the token travels in the body: never in clear)": (
+            QCoreApplication.translate(
+                "Texts",
+                "must be a public https:// URL (the token travels in the body: never in clear)",
+            )
+        ),
+        "not an IP network": QCoreApplication.translate("Texts", "not an IP network"),
+        "must be an IP address": QCoreApplication.translate("Texts", "must be an IP address"),
+        "must be between 0 and 60": QCoreApplication.translate(
+            "Texts", "must be between 0 and 60"
+        ),
+        "must not be below debounce_seconds": QCoreApplication.translate(
+            "Texts", "must not be below debounce_seconds"
+        ),
+        "must not be negative (0 turns it off)": QCoreApplication.translate(
+            "Texts", "must not be negative (0 turns it off)"
+        ),
+        "must be at least 1": QCoreApplication.translate("Texts", "must be at least 1"),
+        "must be a plain SQL identifier": QCoreApplication.translate(
+            "Texts", "must be a plain SQL identifier"
+        ),
+        "must be an SQLAlchemy URL such as sqlite:///path.db": QCoreApplication.translate(
+            "Texts", "must be an SQLAlchemy URL such as sqlite:///path.db"
+        ),
+        "source must start with field:, template:, const: or lookup:": (
+            QCoreApplication.translate(
+                "Texts", "source must start with field:, template:, const: or lookup:"
+            )
+        ),
+        "field: needs a field name": QCoreApplication.translate(
+            "Texts", "field: needs a field name"
+        ),
+        "a custom mapping needs at least one column": QCoreApplication.translate(
+            "Texts", "a custom mapping needs at least one column"
+        ),
+    }
+
+
+def _config_problem_patterns():
+    """Problems that embed a value: (pattern, translated template with %1, %2...)."""
+    return (
+        (re.compile(r"must be one of (.+)"),
+         lambda: QCoreApplication.translate("Texts", "must be one of %1")),
+        (re.compile(r"unknown section \(known: (.+)\)"),
+         lambda: QCoreApplication.translate("Texts", "unknown section (known: %1)")),
+        (re.compile(r"not a stage id: (.+)"),
+         lambda: QCoreApplication.translate("Texts", "not a stage id: %1")),
+        (re.compile(r"bad template \((.+)\)", re.S),
+         lambda: QCoreApplication.translate("Texts", "bad template (%1)")),
+        (re.compile(r"unknown lookup (.+) \(known: (.+)\)"),
+         lambda: QCoreApplication.translate("Texts", "unknown lookup %1 (known: %2)")),
+        (re.compile(r"file not found: (.+)"),
+         lambda: QCoreApplication.translate("Texts", "file not found: %1")),
+        (re.compile(r"not valid TOML \((.+)\)", re.S),
+         lambda: QCoreApplication.translate("Texts", "not valid TOML (%1)")),
+    )
+
+
+#: The English problems of ``config.ConfigError`` that have a translation (exact text) ...
+CONFIG_PROBLEMS: frozenset[str] = frozenset(_config_problem_table())
+#: ... and the patterns of those that embed a value.
+CONFIG_PROBLEM_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    pattern for pattern, _ in _config_problem_patterns()
+)
+
+
+def _config_problem(problem: str) -> str | None:
+    table = _config_problem_table()
+    if problem in table:
+        return table[problem]
+    for pattern, build in _config_problem_patterns():
+        match = pattern.fullmatch(problem)
+        if match:
+            return _fill(build(), *match.groups())
+    return None
+
+
+def config_problem_text(key: str, problem: str) -> str:
+    """A settings problem (``ConfigError.problem``) in the UI language; unknown ones unchanged.
+
+    ``key`` is the setting it is about (``section.key``): the texts do not depend on it today,
+    but a problem that reads the same for different keys may one day need it.
+    """
+    translated = _config_problem(problem)
+    return problem if translated is None else translated
 
 
 def field_label(code: str) -> str:
@@ -325,12 +606,16 @@ def _field_label(code: str) -> str:
 
 
 __all__ = [
+    "CONFIG_PROBLEMS",
+    "CONFIG_PROBLEM_PATTERNS",
     "clear_cache",
+    "config_problem_text",
     "error_text",
     "event_label",
     "field_label",
     "history_kind_label",
     "history_text",
+    "hint_text",
     "retry_label",
     "source_label",
     "state_label",

@@ -156,7 +156,7 @@ class FirstRunDialog(QDialog):
             if not self.webhook.text():
                 raise ConfigError("portal.webhook_url", self.tr("Enter the inbound webhook URL."))
         except ConfigError as exc:
-            self.webhook_msg.show_error(exc.problem)
+            self.webhook_msg.show_error(texts.config_problem_text(exc.key, exc.problem))
             ok = False
         problem = check_application_token(self.token.text())
         if problem:

@@ -32,9 +32,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import TargetError
 from ..mapping import Lookups, TableMapping, render_row
+from ..mapping.check import ColumnShape, check_mapping, errors_text, value_problems
 from ..model import Deal
 from .engine import to_db_time, utcnow
 from .products import ProductWriter
+from .shape import shapes_of
 from .target import (
     KeyedWriter,
     Preview,
@@ -79,13 +81,17 @@ class MappedWriter(KeyedWriter):
         self.registry = self.link
         self.table: Table | None = None
         self._key: Column | None = None
+        self.shapes: list[ColumnShape] = []
 
     @property
     def table_name(self) -> str:
         return self.mapping.table
 
-    def prepare(self) -> None:
-        """Reflect the target table and refuse a mapping that cannot be written."""
+    def prepare(self, create: bool = True) -> None:
+        """Reflect the target table and refuse a mapping that cannot be written.
+
+        ``create=False`` (the dry run) creates nothing: a missing link table reads as empty.
+        """
         try:
             insp = inspect(self.engine)
             if not insp.has_table(self.mapping.table):
@@ -95,37 +101,31 @@ class MappedWriter(KeyedWriter):
                     hint="Create the table, or pick the default preset, which creates its own.",
                 )
             table = Table(self.mapping.table, MetaData(), autoload_with=self.engine)
-            self.link.metadata.create_all(self.engine)
+            if create:
+                self.link.metadata.create_all(self.engine)
+            self.registry_exists = create or insp.has_table(self.link.name)
         except SQLAlchemyError as exc:
             raise classify_db_error(exc) from None
-        columns = {c.name: c for c in table.columns}
-        missing = [name for name in self.mapping.columns if name not in columns]
-        if self.mapping.key_column and self.mapping.key_column not in columns:
-            missing.append(self.mapping.key_column)
-        if missing:
+        self.shapes = shapes_of(table)
+        problems = check_mapping(self.mapping, self.shapes)
+        for problem in problems:
+            if not problem.error:
+                log.warning("mapping into %s: %s", table.name, problem.text)
+        refused = errors_text(problems)
+        if refused:
             raise TargetError(
-                f"target table {table.name} has no column(s): {', '.join(missing)}",
+                f"target table {table.name}: {refused}",
                 transient=False,
-                hint="Fix the mapping: map only columns the table has.",
+                hint="Fix the mapping: map only columns the table has, with a fitting conversion.",
             )
+        columns = {c.name: c for c in table.columns}
         if self.mapping.key_column:
             self._key = columns[self.mapping.key_column]
         else:
-            primary = list(table.primary_key.columns)
-            if len(primary) != 1:
-                raise TargetError(
-                    f"target table {table.name} needs a single-column primary key "
-                    "for the link table (or set mapping.key_column)",
-                    transient=False,
-                )
-            self._key = primary[0]
-        if self._key.name in self.mapping.columns:
-            raise TargetError(
-                f"column {self._key.name} is the key; it cannot also be mapped", transient=False
-            )
+            self._key = next(iter(table.primary_key.columns))
         self.table = table
         if self.products is not None:
-            self.products.prepare()
+            self.products.prepare(create)
         self.prepared = True
 
     # -- writes ----------------------------------------------------------------------------
@@ -211,9 +211,11 @@ class MappedWriter(KeyedWriter):
         row = self.render(deal)
         try:
             with self.engine.connect() as conn:
-                link = conn.execute(
-                    select(self.link).where(self.link.c.bitrix_id == deal.id)
-                ).first()
+                link = None
+                if self.registry_exists:
+                    link = conn.execute(
+                        select(self.link).where(self.link.c.bitrix_id == deal.id)
+                    ).first()
                 current = None
                 if self.mapping.key_column:
                     found = conn.execute(select(self.table).where(self._key == deal.id)).first()
@@ -234,4 +236,5 @@ class MappedWriter(KeyedWriter):
             deal.id, self.table.name, row, current, diff_rows(current, row), stale,
             tuple(self.products.render(deal.id, products or []) if self.products else ()),
             tuple(current_products),
+            tuple(value_problems(row, self.shapes)),
         )

@@ -65,14 +65,20 @@ class ProductWriter:
         self.name = name
         self.columns = columns
         self.table: Table | None = None
+        self.exists = True
 
-    def prepare(self) -> None:
-        """Create the table with the default columns if missing; else check the columns."""
+    def prepare(self, create: bool = True) -> None:
+        """Create the table with the default columns if missing; else check the columns.
+
+        ``create=False`` (the dry run) creates nothing: a missing table reads as empty.
+        """
         try:
             insp = inspect(self.engine)
             if not insp.has_table(self.name):
                 table = _default_table(self.name, self.columns)
-                table.metadata.create_all(self.engine)
+                if create:
+                    table.metadata.create_all(self.engine)
+                self.exists = create
                 self.table = table
                 return
             self.table = Table(self.name, MetaData(), autoload_with=self.engine)
@@ -98,6 +104,8 @@ class ProductWriter:
 
     def current(self, conn, deal_id: int) -> list[dict[str, Any]]:
         assert self.table is not None
+        if not self.exists:
+            return []
         rows = conn.execute(
             select(self.table).where(self.table.c.deal_id == deal_id).order_by(self.table.c.row_id)
         )

@@ -441,6 +441,18 @@ class StateStore:
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
+    def queued_deal_ids(self, limit: int) -> list[int]:
+        """Deals of the queued events, oldest event first (the dry run's "next N events")."""
+        query = (
+            select(inbox.c.deal_id)
+            .where(and_(inbox.c.status == "queued", inbox.c.deal_id.is_not(None)))
+            .group_by(inbox.c.deal_id)
+            .order_by(func.min(inbox.c.received_at), inbox.c.deal_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def ready_deal_count(self, now: datetime | None = None) -> int:
         """Deals with queued rows not held back by a retry backoff (due or still settling)."""
         now = now or utcnow()

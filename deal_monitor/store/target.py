@@ -45,6 +45,7 @@ from sqlalchemy.exc import (
 )
 
 from ..errors import TargetError
+from ..mapping.check import MappingProblem
 from ..model import Deal
 from .engine import WRITE, to_db_time, utcnow
 from .products import ProductWriter
@@ -102,6 +103,7 @@ class Preview:
     stale: bool
     products: tuple[dict[str, Any], ...] = ()
     current_products: tuple[dict[str, Any], ...] = ()
+    problems: tuple[MappingProblem, ...] = ()  # what the table would refuse in this row
 
 
 def diff_rows(current: dict[str, Any] | None, row: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
@@ -182,6 +184,7 @@ class KeyedWriter:
         self.engine = engine
         self.writer = engine.execution_options(**WRITE)
         self.prepared = False  # the worker prepares again until it works (target down at start)
+        self.registry_exists = True  # False only in a dry run against tables not created yet
 
     def _versions(self, conn, ids: Sequence[int]) -> dict[int, datetime]:
         reg = self.registry
@@ -196,6 +199,8 @@ class KeyedWriter:
 
     def versions(self, ids: Sequence[int]) -> dict[int, datetime]:
         """DATE_MODIFY (naive UTC) of the deals the target holds, by ID."""
+        if not self.registry_exists:
+            return {}
         try:
             with self.engine.connect() as conn:
                 return self._versions(conn, ids)
@@ -254,14 +259,19 @@ class TargetWriter(KeyedWriter):
     def table_name(self) -> str:
         return self.table.name
 
-    def prepare(self) -> None:
-        """Create the table if missing; refuse a table that lacks a column we write."""
+    def prepare(self, create: bool = True) -> None:
+        """Create the table if missing; refuse a table that lacks a column we write.
+
+        ``create=False`` (the dry run) creates nothing: a missing table reads as empty.
+        """
         if self.products is not None:
-            self.products.prepare()
+            self.products.prepare(create)
         try:
             insp = inspect(self.engine)
             if not insp.has_table(self.table.name):
-                self.metadata.create_all(self.engine)
+                if create:
+                    self.metadata.create_all(self.engine)
+                self.registry_exists = create
                 self.prepared = True
                 return
             present = {c["name"].lower() for c in insp.get_columns(self.table.name)}
@@ -305,9 +315,11 @@ class TargetWriter(KeyedWriter):
         row = row_for(deal, utcnow())
         try:
             with self.engine.connect() as conn:
-                found = conn.execute(
-                    select(self.table).where(self.table.c.bitrix_id == deal.id)
-                ).first()
+                found = None
+                if self.registry_exists:
+                    found = conn.execute(
+                        select(self.table).where(self.table.c.bitrix_id == deal.id)
+                    ).first()
                 current = dict(found._mapping) if found else None
                 current_products = (
                     self.products.current(conn, deal.id) if self.products is not None else []

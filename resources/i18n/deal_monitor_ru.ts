@@ -138,6 +138,14 @@
             <translation>Прочитать сделку из портала заново (Ctrl+R)</translation>
         </message>
         <message>
+            <source>Dry run</source>
+            <translation>Пробный прогон</translation>
+        </message>
+        <message>
+            <source>What a sync would write for this deal now, without writing (Ctrl+D)</source>
+            <translation>Что синхронизация записала бы по этой сделке сейчас — без записи (Ctrl+D)</translation>
+        </message>
+        <message>
             <source>Timeline</source>
             <translation>История</translation>
         </message>
@@ -278,6 +286,152 @@
         <message>
             <source>Settings saved.</source>
             <translation>Настройки сохранены.</translation>
+        </message>
+    </context>
+    <context>
+        <name>DryRun</name>
+        <message>
+            <source>new row</source>
+            <translation>новая строка</translation>
+        </message>
+        <message>
+            <source>update</source>
+            <translation>обновление</translation>
+        </message>
+        <message>
+            <source>no change</source>
+            <translation>без изменений</translation>
+        </message>
+        <message>
+            <source>kept: the table holds newer data</source>
+            <translation>оставлено: в таблице более новые данные</translation>
+        </message>
+        <message>
+            <source>skipped: the stage is filtered out</source>
+            <translation>пропуск: стадия исключена фильтром</translation>
+        </message>
+        <message>
+            <source>deleted in the portal: marked deleted</source>
+            <translation>удалена на портале: будет помечена удалённой</translation>
+        </message>
+        <message>
+            <source>cannot be read</source>
+            <translation>не читается</translation>
+        </message>
+        <message>
+            <source>yes</source>
+            <translation>да</translation>
+        </message>
+        <message>
+            <source>no</source>
+            <translation>нет</translation>
+        </message>
+    </context>
+    <context>
+        <name>DryRunDialog</name>
+        <message>
+            <source>Dry run — nothing is written</source>
+            <translation>Пробный прогон — ничего не записывается</translation>
+        </message>
+        <message>
+            <source>Deal IDs, e.g. 12, 15, 20</source>
+            <translation>ID сделок, например 12, 15, 20</translation>
+        </message>
+        <message>
+            <source>Next queued events</source>
+            <translation>Следующие события из очереди</translation>
+        </message>
+        <message>
+            <source>The deals of the next %1 events waiting in the queue</source>
+            <translation>Сделки следующих %1 событий, ожидающих в очереди</translation>
+        </message>
+        <message>
+            <source>Run</source>
+            <translation>Проверить</translation>
+        </message>
+        <message>
+            <source>the mapping as edited (not saved yet)</source>
+            <translation>сопоставление в том виде, как оно задано сейчас (ещё не сохранено)</translation>
+        </message>
+        <message>
+            <source>the current settings</source>
+            <translation>текущие настройки</translation>
+        </message>
+        <message>
+            <source>Reads the deals from the portal and compares them with the production table, using %1. Nothing is written.</source>
+            <translation>Читает сделки с портала и сравнивает их с таблицей производства; используются %1. Ничего не записывается.</translation>
+        </message>
+        <message>
+            <source>Deal</source>
+            <translation>Сделка</translation>
+        </message>
+        <message>
+            <source>What the sync would do</source>
+            <translation>Что сделала бы синхронизация</translation>
+        </message>
+        <message>
+            <source>Column</source>
+            <translation>Столбец</translation>
+        </message>
+        <message>
+            <source>In the table now</source>
+            <translation>Сейчас в таблице</translation>
+        </message>
+        <message>
+            <source>Would be written</source>
+            <translation>Будет записано</translation>
+        </message>
+        <message>
+            <source>Deals</source>
+            <translation>Сделки</translation>
+        </message>
+        <message>
+            <source>Reading the queue…</source>
+            <translation>Читаю очередь…</translation>
+        </message>
+        <message>
+            <source>No events are waiting in the queue.</source>
+            <translation>В очереди нет ожидающих событий.</translation>
+        </message>
+        <message>
+            <source>Enter one or more deal IDs.</source>
+            <translation>Введите один или несколько ID сделок.</translation>
+        </message>
+        <message numerus="yes">
+            <source>Reading %n deal(s) from the portal…</source>
+            <translation>
+                <numerusform>Читаю %n сделку с портала…</numerusform>
+                <numerusform>Читаю %n сделки с портала…</numerusform>
+                <numerusform>Читаю %n сделок с портала…</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>The table would refuse %n of these rows: see below.</source>
+            <translation>
+                <numerusform>Таблица не примет %n из этих строк: подробности ниже.</numerusform>
+                <numerusform>Таблица не примет %n из этих строк: подробности ниже.</numerusform>
+                <numerusform>Таблица не примет %n из этих строк: подробности ниже.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Done. Nothing was written.</source>
+            <translation>Готово. Ничего не записано.</translation>
+        </message>
+        <message>
+            <source>%1 — the table would refuse it</source>
+            <translation>%1 — таблица её не примет</translation>
+        </message>
+        <message>
+            <source>Deal %1: %2</source>
+            <translation>Сделка %1: %2</translation>
+        </message>
+        <message>
+            <source>Deal %1 → table “%2”: %3</source>
+            <translation>Сделка %1 → таблица «%2»: %3</translation>
+        </message>
+        <message>
+            <source>Product rows: %1 now → %2: %3</source>
+            <translation>Товарные позиции: сейчас %1 → %2: %3</translation>
         </message>
     </context>
     <context>
@@ -456,6 +610,14 @@
             <translation>Повторить события, завершившиеся ошибкой</translation>
         </message>
         <message>
+            <source>Dry run…</source>
+            <translation>Пробный прогон…</translation>
+        </message>
+        <message>
+            <source>Show what syncing the selected deals would write, without writing (Ctrl+D)</source>
+            <translation>Показать, что записала бы синхронизация выбранных сделок, ничего не записывая (Ctrl+D)</translation>
+        </message>
+        <message>
             <source>Stage filter…</source>
             <translation>Фильтр стадий…</translation>
         </message>
@@ -586,6 +748,10 @@
                 <numerusform>%n сделки будут прочитаны из портала заново.</numerusform>
                 <numerusform>%n сделок будут прочитаны из портала заново.</numerusform>
             </translation>
+        </message>
+        <message>
+            <source>Connect to the portal first.</source>
+            <translation>Сначала подключитесь к порталу.</translation>
         </message>
         <message>
             <source>Resync all deals</source>
@@ -761,6 +927,285 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         </message>
     </context>
     <context>
+        <name>MappingPage</name>
+        <message>
+            <source>— not written —</source>
+            <translation>— не записывается —</translation>
+        </message>
+        <message>
+            <source>Deal field</source>
+            <translation>Поле сделки</translation>
+        </message>
+        <message>
+            <source>Template</source>
+            <translation>Шаблон</translation>
+        </message>
+        <message>
+            <source>Constant</source>
+            <translation>Константа</translation>
+        </message>
+        <message>
+            <source>Name from the portal</source>
+            <translation>Название с портала</translation>
+        </message>
+        <message>
+            <source>as sent</source>
+            <translation>как есть</translation>
+        </message>
+        <message>
+            <source>text</source>
+            <translation>текст</translation>
+        </message>
+        <message>
+            <source>whole number</source>
+            <translation>целое число</translation>
+        </message>
+        <message>
+            <source>exact decimal (money)</source>
+            <translation>точное десятичное (деньги)</translation>
+        </message>
+        <message>
+            <source>date (the portal's day)</source>
+            <translation>дата (день на портале)</translation>
+        </message>
+        <message>
+            <source>date and time (UTC)</source>
+            <translation>дата и время (UTC)</translation>
+        </message>
+        <message>
+            <source>Y/N → yes/no</source>
+            <translation>Y/N → да/нет</translation>
+        </message>
+        <message>
+            <source>BB-code → plain text</source>
+            <translation>BB-код → простой текст</translation>
+        </message>
+        <message>
+            <source>Stage name</source>
+            <translation>Название стадии</translation>
+        </message>
+        <message>
+            <source>Pipeline name</source>
+            <translation>Название воронки</translation>
+        </message>
+        <message>
+            <source>Responsible person's name</source>
+            <translation>Имя ответственного</translation>
+        </message>
+        <message>
+            <source>the table has no such column</source>
+            <translation>в таблице нет такого столбца</translation>
+        </message>
+        <message>
+            <source>the key column is not in the table</source>
+            <translation>ключевого столбца нет в таблице</translation>
+        </message>
+        <message>
+            <source>this column cannot hold deal IDs</source>
+            <translation>в этом столбце нельзя хранить ID сделок</translation>
+        </message>
+        <message>
+            <source>the table needs a single-column primary key for the link table, or choose a key column that holds the deal ID</source>
+            <translation>для таблицы связей нужен первичный ключ из одного столбца — или выберите ключевой столбец с ID сделки</translation>
+        </message>
+        <message>
+            <source>the primary key is not filled by the database: choose a key column that holds the deal ID</source>
+            <translation>первичный ключ не заполняется базой данных автоматически: выберите ключевой столбец с ID сделки</translation>
+        </message>
+        <message>
+            <source>this is the key column: it cannot also get a source</source>
+            <translation>это ключевой столбец: источник ему назначить нельзя</translation>
+        </message>
+        <message>
+            <source>the table requires a value here (NOT NULL without a default): choose a source</source>
+            <translation>таблица требует здесь значение (NOT NULL без значения по умолчанию): выберите источник</translation>
+        </message>
+        <message>
+            <source>a %1 cannot be written into a %2 column</source>
+            <translation>значение «%1» нельзя записать в столбец типа «%2»</translation>
+        </message>
+        <message>
+            <source>the column holds whole numbers: kopecks are rounded away</source>
+            <translation>столбец хранит целые числа: копейки будут округлены</translation>
+        </message>
+        <message>
+            <source>the column holds dates: the time of day is dropped</source>
+            <translation>столбец хранит даты: время суток отбрасывается</translation>
+        </message>
+        <message>
+            <source>the value goes in as text and the database converts it: better choose a conversion</source>
+            <translation>значение передаётся текстом, и его преобразует база данных: лучше выбрать преобразование</translation>
+        </message>
+        <message>
+            <source>%1 characters, the column holds %2</source>
+            <translation>%1 символов, а столбец вмещает %2</translation>
+        </message>
+        <message>
+            <source>the value is empty but the column does not allow NULL</source>
+            <translation>значение пустое, а столбец не допускает NULL</translation>
+        </message>
+        <message>
+            <source>decimal number</source>
+            <translation>десятичное число</translation>
+        </message>
+        <message>
+            <source>date</source>
+            <translation>дата</translation>
+        </message>
+        <message>
+            <source>date and time</source>
+            <translation>дата и время</translation>
+        </message>
+        <message>
+            <source>yes/no value</source>
+            <translation>да/нет</translation>
+        </message>
+        <message>
+            <source>value</source>
+            <translation>значение</translation>
+        </message>
+        <message>
+            <source>Default table (the app creates and owns it)</source>
+            <translation>Стандартная таблица (программа создаёт и ведёт её сама)</translation>
+        </message>
+        <message>
+            <source>Seed-compatible: deal(name, date, amount, comment, accounting)</source>
+            <translation>Как в прежней версии: deal(name, date, amount, comment, accounting)</translation>
+        </message>
+        <message>
+            <source>The warehouse's own table: choose per column</source>
+            <translation>Своя таблица склада: источник для каждого столбца</translation>
+        </message>
+        <message>
+            <source>Read the table</source>
+            <translation>Прочитать таблицу</translation>
+        </message>
+        <message>
+            <source>Read the table's columns from the database again</source>
+            <translation>Заново прочитать столбцы таблицы из базы данных</translation>
+        </message>
+        <message>
+            <source>Column</source>
+            <translation>Столбец</translation>
+        </message>
+        <message>
+            <source>Type</source>
+            <translation>Тип</translation>
+        </message>
+        <message>
+            <source>Source</source>
+            <translation>Источник</translation>
+        </message>
+        <message>
+            <source>Value</source>
+            <translation>Значение</translation>
+        </message>
+        <message>
+            <source>Conversion</source>
+            <translation>Преобразование</translation>
+        </message>
+        <message>
+            <source>Check</source>
+            <translation>Проверка</translation>
+        </message>
+        <message>
+            <source>Also write the deal's product rows into table</source>
+            <translation>Записывать также товарные позиции сделки в таблицу</translation>
+        </message>
+        <message>
+            <source>Dry run…</source>
+            <translation>Пробный прогон…</translation>
+        </message>
+        <message>
+            <source>Show what this mapping would write for real deals, without writing anything</source>
+            <translation>Показать, что это сопоставление записало бы для настоящих сделок, ничего не записывая</translation>
+        </message>
+        <message>
+            <source>Preset</source>
+            <translation>Вариант</translation>
+        </message>
+        <message>
+            <source>Rows are found by</source>
+            <translation>Строки находятся по</translation>
+        </message>
+        <message>
+            <source>Deal Monitor creates the table “%1” with one row per deal (bitrix_id, title, stage, amount, close date, ...). Nothing to map.</source>
+            <translation>Deal Monitor создаёт таблицу «%1»: одна строка на сделку (bitrix_id, название, стадия, сумма, дата завершения, ...). Сопоставлять ничего не нужно.</translation>
+        </message>
+        <message>
+            <source>For the seed's existing table: name = “Сделка №{ID} — {TITLE}”, date = close date, amount, comment, accounting = 1. Rows are found by deal ID through the link table “%1_link”, never by the name. Change any column to make it your own.</source>
+            <translation>Для таблицы прежней версии: name = «Сделка №{ID} — {TITLE}», date = дата завершения, amount, comment, accounting = 1. Строки находятся по ID сделки через таблицу связей «%1_link», а не по названию. Измените любой столбец, чтобы настроить сопоставление под себя.</translation>
+        </message>
+        <message>
+            <source>Reading the table's columns…</source>
+            <translation>Читаю столбцы таблицы…</translation>
+        </message>
+        <message>
+            <source>The table “%1” does not exist in this database.</source>
+            <translation>В этой базе данных нет таблицы «%1».</translation>
+        </message>
+        <message>
+            <source>Cannot read the table: %1</source>
+            <translation>Не удаётся прочитать таблицу: %1</translation>
+        </message>
+        <message>
+            <source>required</source>
+            <translation>обязательный</translation>
+        </message>
+        <message>
+            <source>not in the table</source>
+            <translation>нет в таблице</translation>
+        </message>
+        <message>
+            <source>Pick a source for each column of the existing table “%1”. Columns in bold need a value in every new row; columns without a source are left alone.</source>
+            <translation>Выберите источник для каждого столбца существующей таблицы «%1». Столбцам, выделенным жирным, нужно значение в каждой новой строке; столбцы без источника не изменяются.</translation>
+        </message>
+        <message>
+            <source>the app's link table “%1_link” (the table's primary key)</source>
+            <translation>таблице связей программы «%1_link» (по первичному ключу таблицы)</translation>
+        </message>
+        <message>
+            <source>column “%1”, which holds the deal ID</source>
+            <translation>столбцу «%1», в котором хранится ID сделки</translation>
+        </message>
+        <message>
+            <source>The app creates the table if it is missing.</source>
+            <translation>Если таблицы нет, программа создаст её.</translation>
+        </message>
+        <message>
+            <source>The mapping cannot be checked: %1</source>
+            <translation>Сопоставление не удаётся проверить: %1</translation>
+        </message>
+        <message numerus="yes">
+            <source>This mapping cannot be written (%n problem(s)):</source>
+            <translation>
+                <numerusform>Такое сопоставление записать нельзя (%n проблема):</numerusform>
+                <numerusform>Такое сопоставление записать нельзя (%n проблемы):</numerusform>
+                <numerusform>Такое сопоставление записать нельзя (%n проблем):</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>The mapping fits the table; %n warning(s).</source>
+            <translation>
+                <numerusform>Сопоставление подходит к таблице; %n предупреждение.</numerusform>
+                <numerusform>Сопоставление подходит к таблице; %n предупреждения.</numerusform>
+                <numerusform>Сопоставление подходит к таблице; %n предупреждений.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>The mapping fits the table.</source>
+            <translation>Сопоставление подходит к таблице.</translation>
+        </message>
+        <message>
+            <source>Read the table first, so the mapping can be checked.</source>
+            <translation>Сначала прочитайте таблицу, чтобы проверить сопоставление.</translation>
+        </message>
+        <message>
+            <source>Fix the mapping first: %1</source>
+            <translation>Сначала исправьте сопоставление: %1</translation>
+        </message>
+    </context>
+    <context>
         <name>SecretEdit</name>
         <message>
             <source>Hide</source>
@@ -890,6 +1335,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Язык</translation>
         </message>
         <message>
+            <source>Connection</source>
+            <translation>Подключение</translation>
+        </message>
+        <message>
+            <source>Production table</source>
+            <translation>Таблица производства</translation>
+        </message>
+        <message>
+            <source>The dry run reads deals from the portal: connect to the portal first.</source>
+            <translation>Пробный прогон читает сделки с портала: сначала подключитесь к порталу.</translation>
+        </message>
+        <message>
             <source>Checking…</source>
             <translation>Проверка…</translation>
         </message>
@@ -969,8 +1426,12 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Сделок</translation>
         </message>
         <message>
-            <source>A stage of the general pipeline also covers the stage with the same code in the other pipelines, so such stages change together.</source>
-            <translation>Стадия общей воронки действует и на стадию с тем же кодом в других воронках, поэтому такие стадии меняются вместе.</translation>
+            <source>A checked stage is skipped in its own pipeline only: stages with the same name in other pipelines are not affected.</source>
+            <translation>Отмеченная стадия пропускается только в своей воронке: одноимённые стадии других воронок это не затрагивает.</translation>
+        </message>
+        <message>
+            <source>Some stages are skipped in every pipeline, including pipelines added later; by default the start stage NEW is. Unchecking such a stage in one pipeline keeps it skipped in the others.</source>
+            <translation>Некоторые стадии пропускаются во всех воронках, включая те, что появятся позже; по умолчанию так пропускается начальная стадия NEW. Если снять отметку с такой стадии в одной воронке, в остальных она по-прежнему будет пропускаться.</translation>
         </message>
         <message>
             <source>The pipelines come from the portal: connect to a portal in the settings first.</source>
@@ -983,10 +1444,6 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Could not read the pipelines: %1</source>
             <translation>Не удалось прочитать воронки: %1</translation>
-        </message>
-        <message>
-            <source>Stages with the same code changed together (see the note below).</source>
-            <translation>Стадии с одинаковым кодом изменились вместе (см. примечание ниже).</translation>
         </message>
         <message numerus="yes">
             <source>%n deal(s) skipped so far now pass the filter.</source>
@@ -1236,6 +1693,14 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>пока не читается (портал ещё сохраняет сделку)</translation>
         </message>
         <message>
+            <source>not started</source>
+            <translation>мониторинг не запущен</translation>
+        </message>
+        <message>
+            <source>state database was corrupt; moved aside, full reconciliation follows</source>
+            <translation>служебная база данных была повреждена и отложена в сторону; будет выполнена полная сверка</translation>
+        </message>
+        <message>
             <source>malformed request: %1</source>
             <translation>неверный запрос: %1</translation>
         </message>
@@ -1250,6 +1715,82 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>internal error: %1</source>
             <translation>внутренняя ошибка: %1</translation>
+        </message>
+        <message>
+            <source>cannot use this URL: %1</source>
+            <translation>этот адрес базы данных не подходит: %1</translation>
+        </message>
+        <message>
+            <source>cannot listen on %1: %2</source>
+            <translation>не удаётся принимать события на %1: %2</translation>
+        </message>
+        <message>
+            <source>target table %1 lacks columns: %2</source>
+            <translation>в таблице %1 нет столбцов: %2</translation>
+        </message>
+        <message>
+            <source>product table %1 lacks columns: %2</source>
+            <translation>в таблице товаров %1 нет столбцов: %2</translation>
+        </message>
+        <message>
+            <source>target table %1 does not exist</source>
+            <translation>таблицы %1 нет в базе производства</translation>
+        </message>
+        <message>
+            <source>unsupported target database: %1</source>
+            <translation>эта база данных не поддерживается: %1</translation>
+        </message>
+        <message>
+            <source>Another program may use this port: choose another port or stop that program.</source>
+            <translation>Возможно, этот порт занят другой программой: выберите другой порт или закройте ту программу.</translation>
+        </message>
+        <message>
+            <source>Check that the target database is running and the URL in the settings is right.</source>
+            <translation>Проверьте, что база производства работает и её адрес в настройках указан верно.</translation>
+        </message>
+        <message>
+            <source>The webhook URL is wrong or was revoked: create a new inbound webhook.</source>
+            <translation>Адрес вебхука неверен или вебхук отозван: создайте новый входящий вебхук.</translation>
+        </message>
+        <message>
+            <source>Authorize the app again in the settings.</source>
+            <translation>Заново авторизуйте приложение в настройках.</translation>
+        </message>
+        <message>
+            <source>The portal asked to slow down; the app waits and retries by itself.</source>
+            <translation>Портал попросил снизить частоту запросов; программа подождёт и повторит запрос сама.</translation>
+        </message>
+        <message>
+            <source>The portal blocked REST calls; contact Bitrix24 support.</source>
+            <translation>Портал заблокировал REST-запросы; обратитесь в поддержку Битрикс24.</translation>
+        </message>
+        <message>
+            <source>The webhook or app lacks the CRM permission.</source>
+            <translation>У вебхука или приложения нет доступа к CRM.</translation>
+        </message>
+        <message>
+            <source>The portal did not answer: check the network connection.</source>
+            <translation>Портал не ответил: проверьте подключение к сети.</translation>
+        </message>
+        <message>
+            <source>Add the columns, or change mapping.product_columns.</source>
+            <translation>Добавьте столбцы или измените mapping.product_columns.</translation>
+        </message>
+        <message>
+            <source>Point the app at another table, or add the columns.</source>
+            <translation>Укажите другую таблицу или добавьте в эту недостающие столбцы.</translation>
+        </message>
+        <message>
+            <source>Create the table, or pick the default preset, which creates its own.</source>
+            <translation>Создайте таблицу или выберите вариант со стандартной таблицей — её программа создаёт сама.</translation>
+        </message>
+        <message>
+            <source>Fix the mapping: map only columns the table has, with a fitting conversion.</source>
+            <translation>Исправьте сопоставление: используйте только столбцы, которые есть в таблице, с подходящим преобразованием.</translation>
+        </message>
+        <message>
+            <source>The deal was deleted in the portal.</source>
+            <translation>Сделка удалена на портале.</translation>
         </message>
         <message>
             <source>the webhook URL is wrong or was revoked</source>
@@ -1280,7 +1821,168 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>приложение нужно авторизовать заново</translation>
         </message>
         <message>
+            <source>no connection to the portal</source>
+            <translation>нет связи с порталом</translation>
+        </message>
+        <message>
+            <source>the address did not answer like a Bitrix24 portal</source>
+            <translation>по этому адресу отвечает не портал Битрикс24</translation>
+        </message>
+        <message>
+            <source>the portal answered with an HTTP error</source>
+            <translation>портал ответил ошибкой HTTP</translation>
+        </message>
+        <message>
+            <source>the app is not installed on the portal</source>
+            <translation>приложение не установлено на портале</translation>
+        </message>
+        <message>
+            <source>the portal's plan does not allow REST calls</source>
+            <translation>тариф портала не позволяет REST-запросы</translation>
+        </message>
+        <message>
+            <source>must be true or false</source>
+            <translation>нужно значение true или false</translation>
+        </message>
+        <message>
+            <source>must be a whole number</source>
+            <translation>нужно целое число</translation>
+        </message>
+        <message>
+            <source>must be a number</source>
+            <translation>нужно число</translation>
+        </message>
+        <message>
+            <source>must be a string</source>
+            <translation>нужна строка</translation>
+        </message>
+        <message>
+            <source>must be a table of strings</source>
+            <translation>нужна таблица строковых значений</translation>
+        </message>
+        <message>
+            <source>must be a list of strings</source>
+            <translation>нужен список строк</translation>
+        </message>
+        <message>
+            <source>unsupported type</source>
+            <translation>неподдерживаемый тип</translation>
+        </message>
+        <message>
+            <source>must be a table</source>
+            <translation>нужен раздел (таблица TOML)</translation>
+        </message>
+        <message>
+            <source>unknown key</source>
+            <translation>неизвестный параметр</translation>
+        </message>
+        <message>
+            <source>must be an http(s) URL</source>
+            <translation>нужен адрес, начинающийся с http:// или https://</translation>
+        </message>
+        <message>
+            <source>must look like https://&lt;portal&gt;/rest/&lt;user id&gt;/&lt;secret&gt;/</source>
+            <translation>адрес должен иметь вид https://&lt;портал&gt;/rest/&lt;ID пользователя&gt;/&lt;секрет&gt;/</translation>
+        </message>
+        <message>
+            <source>is needed with client_id (the portal's address)</source>
+            <translation>нужен вместе с client_id (адрес портала)</translation>
+        </message>
+        <message>
+            <source>works only for an OAuth app (set client_id)</source>
+            <translation>работает только для OAuth-приложения (укажите client_id)</translation>
+        </message>
+        <message>
+            <source>must be 32 hexadecimal characters</source>
+            <translation>нужно 32 шестнадцатеричных символа</translation>
+        </message>
+        <message>
+            <source>must be between 0 and 65535</source>
+            <translation>нужно число от 0 до 65535</translation>
+        </message>
+        <message>
+            <source>must start with / and not be /healthz</source>
+            <translation>путь должен начинаться с «/» и не может быть «/healthz»</translation>
+        </message>
+        <message>
+            <source>must be a public https:// URL (the token travels in the body: never in clear)</source>
+            <translation>нужен публичный адрес https:// (токен передаётся в теле запроса и не должен идти открытым текстом)</translation>
+        </message>
+        <message>
+            <source>not an IP network</source>
+            <translation>это не IP-сеть</translation>
+        </message>
+        <message>
+            <source>must be an IP address</source>
+            <translation>нужен IP-адрес</translation>
+        </message>
+        <message>
+            <source>must be between 0 and 60</source>
+            <translation>нужно число от 0 до 60</translation>
+        </message>
+        <message>
+            <source>must not be below debounce_seconds</source>
+            <translation>не может быть меньше debounce_seconds</translation>
+        </message>
+        <message>
+            <source>must not be negative (0 turns it off)</source>
+            <translation>не может быть отрицательным (0 — выключено)</translation>
+        </message>
+        <message>
+            <source>must be at least 1</source>
+            <translation>нужно не меньше 1</translation>
+        </message>
+        <message>
+            <source>must be a plain SQL identifier</source>
+            <translation>нужно простое имя SQL: латинские буквы, цифры и «_», не с цифры, до 63 символов</translation>
+        </message>
+        <message>
+            <source>must be an SQLAlchemy URL such as sqlite:///path.db</source>
+            <translation>нужен адрес SQLAlchemy, например sqlite:///path.db</translation>
+        </message>
+        <message>
+            <source>source must start with field:, template:, const: or lookup:</source>
+            <translation>источник должен начинаться с field:, template:, const: или lookup:</translation>
+        </message>
+        <message>
+            <source>field: needs a field name</source>
+            <translation>после field: нужно имя поля</translation>
+        </message>
+        <message>
+            <source>a custom mapping needs at least one column</source>
+            <translation>в собственном сопоставлении нужен хотя бы один столбец</translation>
+        </message>
+        <message>
+            <source>must be one of %1</source>
+            <translation>допустимые значения: %1</translation>
+        </message>
+        <message>
+            <source>unknown section (known: %1)</source>
+            <translation>неизвестный раздел (известные: %1)</translation>
+        </message>
+        <message>
+            <source>not a stage id: %1</source>
+            <translation>это не код стадии: %1</translation>
+        </message>
+        <message>
+            <source>bad template (%1)</source>
+            <translation>ошибка в шаблоне (%1)</translation>
+        </message>
+        <message>
+            <source>unknown lookup %1 (known: %2)</source>
+            <translation>неизвестный справочник %1 (известные: %2)</translation>
+        </message>
+        <message>
+            <source>file not found: %1</source>
+            <translation>файл не найден: %1</translation>
+        </message>
+        <message>
+            <source>not valid TOML (%1)</source>
+            <translation>файл не в формате TOML (%1)</translation>
+        </message>
+        <message>
             <source>Title</source>
+            <extracomment>The English problems of ``config.ConfigError`` that have a translation (exact text) ... ... and the patterns of those that embed a value.</extracomment>
             <translation>Название</translation>
         </message>
         <message>

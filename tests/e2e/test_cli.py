@@ -69,3 +69,22 @@ def test_bad_config_exits_with_one_line_naming_the_key(tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: config key portal.plan: must be one of standard, enterprise"]
+
+
+def test_preview_next_shows_the_queued_deals_and_takes_nothing_from_the_inbox(make_app, sim):
+    first = sim.portal.add_deal({"TITLE": "Стол", "STAGE_ID": "PREPARATION"})
+    second = sim.portal.add_deal({"TITLE": "Черновик", "STAGE_ID": "NEW"})
+    app = make_app(hook=False)
+    assert run(app, "resync", str(first), str(second)).returncode == 0
+    result = run(app, "preview", "--next", "5")
+    assert result.returncode == 0, result.stderr
+    assert f"deal {first} -> table deal: insert (a new row)" in result.stdout
+    assert f"deal {second} -> table deal: skip: the stage is filtered out" in result.stdout
+    assert app.target_rows() == {}
+    assert sorted(row["deal_id"] for row in app.inbox() if row["status"] == "queued") == [first, second]
+
+
+def test_preview_without_ids_or_next_is_a_usage_error(make_app):
+    app = make_app(hook=False)
+    result = run(app, "preview")
+    assert result.returncode == 2 and "deal IDs or --next" in result.stderr

@@ -33,7 +33,7 @@ def engine(target_url):
     engine.dispose()
 
 
-def seed_table(engine, name: str) -> Table:
+def seed_table(engine, name: str, *extra: Column) -> Table:
     """The seed's table: deal(name, date, amount, comment, accounting) with its own PK."""
     table = Table(
         name,
@@ -44,6 +44,7 @@ def seed_table(engine, name: str) -> Table:
         Column("amount", Numeric(12, 2)),
         Column("comment", Text),
         Column("accounting", Integer),
+        *extra,
         mysql_charset="utf8mb4",
     )
     table.metadata.create_all(engine)
@@ -235,5 +236,60 @@ def test_dry_run_shows_the_rows_and_the_differences_without_writing(sim, tmp_pat
         with pytest.raises(DealMonitorError):
             monitor.preview(99_999)
         assert rows(engine, table) == before
+    finally:
+        monitor.stop()
+
+
+def test_table_that_requires_an_unmapped_column_is_refused_before_any_write(sim, tmp_path, target_url, engine, table_name):
+    table = seed_table(engine, table_name, Column("warehouse_id", Integer, nullable=False))
+    sim.portal.add_deal({"TITLE": "Стол", "STAGE_ID": "PREPARATION"})
+    with pytest.raises(TargetError) as caught:
+        start_monitor(sim, tmp_path, target_url, table_name, preset="seed")
+    assert "warehouse_id" in str(caught.value) and "NOT NULL" in str(caught.value)
+    assert rows(engine, table) == []
+
+
+def test_dry_run_of_an_unsaved_mapping_creates_and_writes_nothing(sim, tmp_path, target_url, engine, table_name):
+    """The GUI's mapping page tries a mapping on a deal before it is saved."""
+    from sqlalchemy import inspect
+
+    table = seed_table(engine, table_name)
+    long_title = "Шкаф-купе " * 20  # 200 characters
+    deal_id = sim.portal.add_deal({"TITLE": long_title, "STAGE_ID": "PREPARATION",
+                                   "OPPORTUNITY": "1500.50", "CLOSEDATE": "2026-12-01T00:00:00+03:00"})
+    running = config.from_mapping({
+        "portal": {"webhook_url": sim.webhook_url, "application_token": sim.application_token},
+        "listener": {"enabled": False},
+        "sync": {"reconcile_minutes": 0, "deletion_check_minutes": 0},
+        "storage": {"data_dir": str(tmp_path / "data")},  # default preset into a local SQLite file
+    }, env={})
+    monitor = Monitor(running)
+    monitor.start()
+    try:
+        monitor.pause()
+        edited = running.replace("target", url=target_url, table=table_name)
+        edited = edited.replace("mapping", preset="seed", products=True)
+        [result] = monitor.dry_run([deal_id], edited)
+        assert result.decision == "insert"
+        preview = result.preview
+        assert preview.table == table_name and preview.current is None
+        assert preview.row["name"] == f"Сделка №{deal_id} — {long_title}"
+        assert preview.row["amount"] == Decimal("1500.50") and preview.row["date"] == date(2026, 12, 1)
+        assert not result.refused  # VARCHAR(255) holds it
+
+        narrow = edited.replace("mapping", preset="custom", columns={"comment": "field:TITLE"})
+        narrow_table = Table(table_name + "_product", MetaData(),
+                             Column("id", Integer, primary_key=True, autoincrement=True),
+                             Column("comment", String(40)), mysql_charset="utf8mb4")
+        narrow_table.metadata.create_all(engine)
+        narrow = narrow.replace("target", table=narrow_table.name)
+        narrow = narrow.replace("mapping", products=False)
+        [refused] = monitor.dry_run([deal_id], narrow)
+        assert refused.refused
+        assert [(p.column, p.code) for p in refused.preview.problems] == [("comment", "too_long")]
+
+        names = set(inspect(engine).get_table_names())
+        assert table_name + "_link" not in names  # the dry run created no link table
+        assert rows(engine, table) == []
     finally:
         monitor.stop()

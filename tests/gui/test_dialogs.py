@@ -168,17 +168,17 @@ def test_wizard_demo_and_connect(qtbot):
 
 def test_toggle_stages_keeps_the_core_semantics():
     # unchecking a stage of pipeline 1 keeps the others
-    entries, coupled = toggle_stages(["C1:NEW", "C1:EXECUTING"], KNOWN, {"C1:NEW": False})
-    assert entries == ["C1:EXECUTING"] and not coupled
-    # skipping a general-pipeline stage needs the generic entry, which covers C1:WON too
-    entries, coupled = toggle_stages([], KNOWN, {"WON": True})
-    assert entries == ["WON"] and coupled
-    # unchecking the general NEW keeps C1:NEW skipped (it was shown checked)
-    entries, _ = toggle_stages(["NEW"], KNOWN, {"NEW": False})
-    assert entries == ["C1:NEW"]
-    # unchecking C1:NEW cannot keep the general NEW alone: both go, and the user is told
-    entries, coupled = toggle_stages(["NEW"], KNOWN, {"C1:NEW": False})
-    assert entries == [] and coupled
+    entries, _ = toggle_stages(["C1:NEW", "C1:EXECUTING"], KNOWN, {"C1:NEW": False})
+    assert entries == ["C1:EXECUTING"]
+    # a general-pipeline stage is skipped there alone (C0:), C1:WON stays written
+    entries, _ = toggle_stages([], KNOWN, {"WON": True})
+    assert entries == ["C0:WON"]
+    # unchecking the general NEW of the bare default keeps C1:NEW skipped
+    entries, expanded = toggle_stages(["NEW"], KNOWN, {"NEW": False})
+    assert entries == ["C1:NEW"] and expanded
+    # and unchecking C1:NEW keeps the general NEW skipped
+    entries, expanded = toggle_stages(["NEW"], KNOWN, {"C1:NEW": False})
+    assert entries == ["C0:NEW"] and expanded
     # entries for stages the portal no longer has are kept
     entries, _ = toggle_stages(["C7:OLD"], KNOWN, {"C1:EXECUTING": True})
     assert entries == ["C1:EXECUTING", "C7:OLD"]
