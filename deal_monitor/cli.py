@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -110,7 +111,13 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
     stop = stop or threading.Event()
 
     def _on_signal(signum, _frame) -> None:
-        log.info("signal %s: stopping", signum)
+        if stop.is_set():
+            # a second signal: the operator does not want to wait for the pass in progress.
+            # Nothing is lost: accepted events are committed, an unfinished pass is redone.
+            log.warning("signal %s again: exiting now", signum)
+            logging.shutdown()
+            os._exit(EXIT_FORCED)
+        log.info("signal %s: stopping (send it again to exit at once)", signum)
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -148,6 +155,8 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
         log.info("stopped")
     return 0
 
+
+EXIT_FORCED = 130
 
 WEBHOOK_BIND_HELP = (
     "An inbound webhook cannot bind events (Bitrix24 answers WRONG_AUTH_TYPE). In the portal open "

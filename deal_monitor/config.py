@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 ENV_WEBHOOK_URL = "DEAL_MONITOR_WEBHOOK_URL"
 ENV_APPLICATION_TOKEN = "DEAL_MONITOR_APPLICATION_TOKEN"
+ENV_PREVIOUS_TOKEN = "DEAL_MONITOR_PREVIOUS_APPLICATION_TOKEN"
 
 PLANS: dict[str, tuple[int, float]] = {"standard": (50, 2.0), "enterprise": (250, 5.0)}
 _STAGE = re.compile(r"^(C\d+:)?[A-Za-z0-9_]+$")
@@ -39,6 +40,10 @@ class ConfigError(ValueError):
 class PortalSettings:
     webhook_url: str = ""
     application_token: str = ""
+    # a token being rotated out, still accepted (set it with the new one, remove it later);
+    # a token replaced in the desktop settings is kept for token_grace_minutes by itself
+    previous_application_token: str = ""
+    token_grace_minutes: float = 60.0
     member_id: str = ""
     plan: str = "standard"
     # OAuth local app (app mode); the secret and tokens live in the keyring, not here.
@@ -189,6 +194,8 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         portal_env["webhook_url"] = env[ENV_WEBHOOK_URL].strip()
     if env.get(ENV_APPLICATION_TOKEN):
         portal_env["application_token"] = env[ENV_APPLICATION_TOKEN].strip()
+    if env.get(ENV_PREVIOUS_TOKEN):
+        portal_env["previous_application_token"] = env[ENV_PREVIOUS_TOKEN].strip()
     if portal_env:
         settings = dataclasses.replace(
             settings, portal=dataclasses.replace(settings.portal, **portal_env)
@@ -237,6 +244,8 @@ def validate(s: Settings) -> None:
     if p.member_id and not re.fullmatch(r"[0-9a-fA-F]{32}", p.member_id):
         raise ConfigError("portal.member_id", "must be 32 hexadecimal characters")
     ls = s.listener
+    if s.portal.token_grace_minutes < 0:
+        raise ConfigError("portal.token_grace_minutes", "must not be negative (0 turns it off)")
     if not 0 <= ls.port <= 65535:
         raise ConfigError("listener.port", "must be between 0 and 65535")
     if not ls.path.startswith("/") or ls.path == "/healthz":

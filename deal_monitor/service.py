@@ -7,6 +7,8 @@ finished at stop stays in the inbox for the next start.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import shutil
 import threading
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import DatabaseError
 
 from . import config, faultpoints, paths
+from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
@@ -60,6 +63,11 @@ log = logging.getLogger(__name__)
 
 SECRET_WEBHOOK = "webhook_url"
 SECRET_APP_TOKEN = "application_token"
+SECRET_PREVIOUS_TOKEN = "previous_application_token"  # the one rotated out, for a grace period
+PREVIOUS_TOKEN_UNTIL = "previous_token_until"  # state key: end of the grace period (Unix time)
+PINNED_MEMBER = "pinned_member_id"  # state key: <token fingerprint>:<member_id>
+# unread events of one deal beyond which more are counted, not stored (a valid-token flood)
+INTAKE_COALESCE_AT = 20
 RESYNC_CURSOR = "resync.cursor"
 
 
@@ -102,6 +110,11 @@ def read_target_columns(url: str, table: str) -> list[ColumnShape] | None:
         engine.dispose()
 
 
+def _fingerprint(token: str) -> str:
+    """A short hash that tells tokens apart without keeping one (for the member_id pin)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
 class Monitor:
     """The whole sync core for one portal."""
 
@@ -141,6 +154,10 @@ class Monitor:
         self._pipelines: list[Pipeline] | None = None
         self._status_lock = threading.Lock()
         self._last_status_at = 0.0
+        self.anomalies = Anomalies()
+        self._previous_token = ""  # rotated out by a settings change, accepted until the time below
+        self._previous_until = 0.0
+        self._pinned_member = ""  # webhook mode without member_id: learnt from the first event
         self.started = False
 
     # -- secrets -------------------------------------------------------------------------
@@ -181,7 +198,67 @@ class Monitor:
 
             domain = urlsplit(url).netloc
         install_check = self._verify_install if self.oauth is not None else None
-        return Verification(self.application_token, portal.member_id, domain, install_check)
+        return Verification(self.application_token, portal.member_id or self._pinned_member,
+                            domain, install_check, self.previous_token)
+
+    # -- token rotation and member_id pinning ------------------------------------------------------
+    @property
+    def previous_token(self) -> str:
+        """The token rotated out: from the settings (headless, operator-managed), or the one a
+        settings change replaced, until its grace period ends."""
+        configured = self.settings.portal.previous_application_token
+        if configured:
+            secret_registry.add(configured)
+            return configured
+        if self._previous_token and time.time() < self._previous_until:
+            return self._previous_token
+        return ""
+
+    def _token_rotated(self, old: str, new: str) -> None:
+        """Keep accepting ``old`` for the grace period: Bitrix24 events signed before the
+        change may still be on their way, and the sender would not resend a refused one."""
+        if not old or old == new:
+            return
+        grace = self.settings.portal.token_grace_minutes * 60
+        self._previous_token, self._previous_until = old, time.time() + grace
+        self._pinned_member = ""  # a new token may belong to another portal: learn it again
+        try:
+            self.secrets.set(SECRET_PREVIOUS_TOKEN, old)
+        except SecretStoreUnavailable as exc:
+            log.warning("previous token kept in memory only: %s", exc)
+        if self.state is not None:
+            self.state.set_value(PREVIOUS_TOKEN_UNTIL, str(self._previous_until))
+            self.state.set_value(PINNED_MEMBER, None)
+        log.info("application token changed; the previous one is accepted for %.0f more minutes",
+                 grace / 60)
+
+    def _load_rotation(self) -> None:
+        """After a restart: the previous token (keyring) while its grace period lasts; the pin."""
+        assert self.state is not None
+        until = float(self.state.get_value(PREVIOUS_TOKEN_UNTIL) or 0)
+        if until > time.time():
+            with contextlib.suppress(SecretStoreUnavailable):
+                self._previous_token = self.secrets.get(SECRET_PREVIOUS_TOKEN) or ""
+                secret_registry.add(self._previous_token)
+                self._previous_until = until
+        elif until:
+            self.state.set_value(PREVIOUS_TOKEN_UNTIL, None)
+            with contextlib.suppress(SecretStoreUnavailable):
+                self.secrets.delete(SECRET_PREVIOUS_TOKEN)
+        fingerprint, _, member = (self.state.get_value(PINNED_MEMBER) or "").partition(":")
+        if member and fingerprint == _fingerprint(self.application_token):
+            self._pinned_member = member
+
+    def _pin_member(self, event: IncomingEvent) -> None:
+        """Webhook mode with no member_id set: the first event signed with the token names the
+        portal; later events must come from the same one."""
+        if self.settings.portal.member_id or self._pinned_member or not event.member_id:
+            return
+        if event.previous_token or self.state is None:
+            return
+        self._pinned_member = event.member_id
+        self.state.set_value(PINNED_MEMBER, f"{_fingerprint(self.application_token)}:{event.member_id}")
+        log.info("events are now accepted from portal member_id %s only", event.member_id)
 
     def has_credentials(self) -> bool:
         """Whether REST calls can be made (webhook, or an authorized OAuth app)."""
@@ -309,7 +386,10 @@ class Monitor:
             state.create()
         state.prune()
         self._last_event_at = state.last_event_at()
+        state.on_coalesced = lambda deal_id: self.anomalies.note(
+            "coalesced_at_intake", f"deal {deal_id}: enough unread events already wait")
         self.state = state
+        self._load_rotation()
 
     def _move_aside_state(self) -> None:
         url = self.where.state_url
@@ -399,8 +479,10 @@ class Monitor:
         to the keyring takes effect here.
         """
         old = self.settings
+        old_token = self.application_token
         self.settings = settings
         self.forget_secrets()
+        self._token_rotated(old_token, self.application_token)
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         if self.client is not None:
             self.client.auth = self._make_auth()
@@ -434,6 +516,11 @@ class Monitor:
 
     # -- intake (called on listener threads) ---------------------------------------------------
     def accept(self, event: IncomingEvent, remote_addr: str) -> None:
+        if event.previous_token:
+            self.anomalies.note("previous_token", f"event {event.event} from {remote_addr}")
+        if ts_skewed(event.ts):
+            self.anomalies.note("ts_skew", f"event {event.event} ts={event.ts} from {remote_addr}")
+        self._pin_member(event)
         if event.event in DEAL_EVENTS:
             status = EventStatus.QUEUED
         else:
@@ -468,7 +555,8 @@ class Monitor:
     def _store_event(self, event: IncomingEvent, remote_addr: str, status: EventStatus) -> list:
         assert self.state is not None
         return self.state.add_events(
-            [
+            coalesce_at=INTAKE_COALESCE_AT,
+            events=[
                 NewEvent(
                     event=event.event,
                     deal_id=event.deal_id,
@@ -483,6 +571,8 @@ class Monitor:
         )
 
     def reject(self, remote_addr: str, status: int, reason: str) -> None:
+        if status == 401:
+            self.anomalies.auth_failure()
         if self.state is None:
             return
         try:
@@ -507,7 +597,18 @@ class Monitor:
             "auth_state": status.auth_state,
             "events_silent": status.events_silent,
             "silence_hint": status.silence_hint,
+            "oldest_pending_age_s": self._oldest_pending_age(),
+            "auth_failures_last_hour": self.anomalies.auth_failures_last_hour(),
+            "anomalies": self.anomalies.counts(),
+            "warnings": self.anomalies.warnings(),
         }
+
+    def _oldest_pending_age(self) -> float | None:
+        """Seconds the oldest queued event has waited (None: nothing waits)."""
+        oldest = self.state.oldest_queued_at() if self.state is not None else None
+        if oldest is None:
+            return None
+        return round(max(0.0, (datetime.now(UTC) - oldest).total_seconds()), 1)
 
     # -- status ------------------------------------------------------------------------------
     def _on_pass(self, error: str) -> None:

@@ -45,6 +45,7 @@ class IncomingEvent:
     domain: str
     dedup_key: str
     fields: dict  # the whole parsed form (install events carry tokens in it)
+    previous_token: bool = False  # signed with the token being rotated out (grace period)
 
 
 def parse_id(text: str | None) -> int | None:
@@ -68,29 +69,33 @@ def read_event(
     member_id: str = "",
     domain: str = "",
     install_check: Callable[[dict], bool] | None = None,
+    previous_token: str = "",
 ) -> IncomingEvent:
     """Parse and verify an event body; raise :class:`Rejection` with the HTTP status to send.
 
     ``install_check`` vouches for an ``ONAPPINSTALL`` that carries a token we do not know
     yet (the install is where the app learns it); it must prove the event by a REST call with
-    the event's own access token against the configured portal.
+    the event's own access token against the configured portal. ``previous_token`` is the
+    token being rotated out: accepted during its grace period, and the event says so.
     """
     try:
         form = phpform.decode(body, max_fields=64, max_depth=3)
     except phpform.FormError as exc:
         raise Rejection(400, f"malformed body: {exc}") from None
     token = phpform.get_path(form, "auth", "application_token")
+    current = token_matches(token, expected_token)
+    previous = token_matches(token, previous_token)  # always compared: no timing difference
     installing = (
         phpform.get_path(form, "event") == "ONAPPINSTALL"
         and install_check is not None
-        and not token_matches(token, expected_token)
+        and not current
     )
     if installing:
         if not install_check(form):
             raise Rejection(401, "install event could not be verified")
     elif not expected_token:
         raise Rejection(401, "application token is not configured")
-    elif not token_matches(token, expected_token):
+    elif not current and not previous:
         raise Rejection(401, "wrong application token")
     sender_member = phpform.get_path(form, "auth", "member_id") or ""
     if member_id and not hmac.compare_digest(sender_member.lower(), member_id.lower()):
@@ -123,4 +128,5 @@ def read_event(
         domain=sender_domain,
         dedup_key=hashlib.sha256(key.encode()).hexdigest()[:32],
         fields=form,
+        previous_token=previous and not current,
     )

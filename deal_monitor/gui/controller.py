@@ -59,7 +59,8 @@ def ui_settings() -> QSettings:
 
 def strip_secrets(settings: Settings) -> Settings:
     """The settings as written to the TOML file in desktop mode: no secrets."""
-    portal = dataclasses.replace(settings.portal, webhook_url="", application_token="")
+    portal = dataclasses.replace(settings.portal, webhook_url="", application_token="",
+                                 previous_application_token="")
     return dataclasses.replace(settings, portal=portal)
 
 

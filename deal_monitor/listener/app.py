@@ -30,6 +30,7 @@ class Verification:
     member_id: str = ""
     domain: str = ""
     install_check: Callable[[dict], bool] | None = None
+    previous_token: str = ""  # the token being rotated out, during its grace period
 
 
 class Intake(Protocol):
@@ -108,7 +109,7 @@ class ListenerApp:
 
     def _verification_args(self) -> tuple:
         v = self.verification()
-        return v.application_token, v.member_id, v.domain, v.install_check
+        return v.application_token, v.member_id, v.domain, v.install_check, v.previous_token
 
     def _check_request(self, environ: dict, remote: str) -> tuple[int, str]:
         """Checks that need no body: sender network, media type, size."""

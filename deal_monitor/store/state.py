@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -267,6 +267,10 @@ class StateStore:
         self.owner = f"{socket.gethostname()[:24]}:{os.getpid()}"
         self._sqlite = engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock()
+        # the highest inbox row id a pass of this process has taken: rows above it are
+        # certainly not in a pass (their deal will be read again), the ones below may be
+        self.taken_up_to = 0
+        self.on_coalesced: Callable[[int], None] = lambda deal_id: None
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -283,6 +287,11 @@ class StateStore:
         with self._write_lock, self.writer.begin() as conn:
             yield conn
 
+    @contextmanager
+    def _locked_read(self) -> Iterator[Any]:
+        with self._write_lock, self.engine.connect() as conn:
+            yield conn
+
     def create(self) -> None:
         metadata.create_all(self.engine)
 
@@ -294,21 +303,35 @@ class StateStore:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
     # -- intake --------------------------------------------------------------------------
-    def add_events(self, events: Sequence[NewEvent]) -> list[EventRecord]:
+    def add_events(self, events: Sequence[NewEvent], coalesce_at: int = 0) -> list[EventRecord]:
         """Commit events to the inbox; returns the rows stored (duplicates are left out).
 
         A duplicate is an event whose ``dedup_key`` matches a row still queued (or an earlier
         one in the same call): the same delivery posted again before we got to it.
+
+        With ``coalesce_at``, a deal event is not stored when that many events of the deal
+        already wait that no pass has taken yet: they guarantee a read of the deal after this
+        moment, so one more row adds nothing — and a flood of valid events cannot grow the
+        inbox faster than passes drain it.
         """
         now = utcnow()
         with self._write() as conn:
             taken = self._queued_keys(conn, [e.dedup_key for e in events if e.dedup_key])
+            waiting = (
+                self._untaken_counts(conn, {e.deal_id for e in events if e.deal_id}, now)
+                if coalesce_at else {}
+            )
             fresh: list[NewEvent] = []
             for ev in events:
                 if ev.dedup_key:
                     if ev.dedup_key in taken:
                         continue
                     taken.add(ev.dedup_key)
+                if coalesce_at and ev.deal_id and ev.status == EventStatus.QUEUED:
+                    if waiting.get(ev.deal_id, 0) >= coalesce_at:
+                        self.on_coalesced(ev.deal_id)
+                        continue
+                    waiting[ev.deal_id] = waiting.get(ev.deal_id, 0) + 1
                 fresh.append(ev)
             if not fresh:
                 return []
@@ -340,6 +363,34 @@ class StateStore:
             )
             for row_id, ev in zip(ids, fresh, strict=True)
         ]
+
+    def _untaken_counts(self, conn, deal_ids: set[int], now: datetime) -> dict[int, int]:
+        """Queued rows per deal that no pass holds.
+
+        SQLite: this runs under the process write lock, which ``queued_rows`` also takes, so
+        the watermark is exact. PostgreSQL (maybe shared by instances): leased rows are out,
+        and rows another instance is claiming right now are skipped (``SKIP LOCKED``); the
+        rows counted stay locked until this insert commits, so no pass can take them meanwhile.
+        """
+        if not deal_ids:
+            return {}
+        query = select(inbox.c.id, inbox.c.deal_id).where(
+            and_(inbox.c.deal_id.in_(list(deal_ids)), inbox.c.status == "queued",
+                 inbox.c.id > self.taken_up_to, _unleased(now)))
+        if not self._sqlite:
+            query = query.with_for_update(skip_locked=True)
+        counts: dict[int, int] = {}
+        for _row_id, deal_id in conn.execute(query):
+            counts[deal_id] = counts.get(deal_id, 0) + 1
+        return counts
+
+    def oldest_queued_at(self) -> datetime | None:
+        """When the oldest event still waiting arrived (aware UTC), or None."""
+        with self.engine.connect() as conn:
+            oldest = conn.execute(
+                select(func.min(inbox.c.received_at)).where(inbox.c.status == "queued")
+            ).scalar()
+        return from_db_time(oldest) if oldest is not None else None
 
     @staticmethod
     def _queued_keys(conn, keys: Sequence[str]) -> set[str]:
@@ -481,8 +532,9 @@ class StateStore:
             return result
         shared = self.engine.dialect.name == "postgresql"
         now = utcnow()
-        # a lease is taken only on a shared PostgreSQL inbox; on SQLite this is a plain read
-        with self._write() if shared else self.engine.connect() as conn:
+        # a lease is taken only on a shared PostgreSQL inbox; on SQLite this is a plain read,
+        # under the write lock so that intake's count of untaken rows sees the watermark move
+        with self._write() if shared else self._locked_read() as conn:
             for start in range(0, len(ids), 500):
                 query = (
                     select(inbox)
@@ -498,6 +550,8 @@ class StateStore:
                 if shared:
                     query = query.with_for_update(skip_locked=True)
                 rows = conn.execute(query).all()
+                if rows:
+                    self.taken_up_to = max(self.taken_up_to, max(r.id for r in rows))
                 if shared and rows:
                     conn.execute(
                         update(inbox)
