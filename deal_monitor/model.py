@@ -150,6 +150,7 @@ class StatusSnapshot:
     auth_state: str = "ok"  # ok | reauthorize | no_credentials
     events_silent: bool = False
     silence_hint: str = ""
+    warnings: tuple[str, ...] = ()  # anomaly warnings (see anomalies.py): auth_failures, ...
 
 
 @dataclass(frozen=True, slots=True)

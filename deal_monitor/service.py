@@ -649,6 +649,7 @@ class Monitor:
             auth_state=auth_state,
             events_silent=silent,
             silence_hint=self.scheduler.silence_hint if self.scheduler else "",
+            warnings=tuple(self.anomalies.warnings()),
         )
 
     def publish_status(self, force: bool = False) -> None:

@@ -122,6 +122,7 @@ class AppController(QObject):
         self.running = False
         self.loading = False
         self.start_error = ""
+        self._warnings_told: set[str] = set()
         self._closing = False
         self._pending_deals: dict[int, DealView] = {}
         self._pending_events: dict[int, EventRecord] = {}
@@ -372,6 +373,11 @@ class AppController(QObject):
                        texts.error_text(status.last_error))
             )
         self._last_error_seen = status.last_error
+        for code in status.warnings:
+            if code not in previous.warnings and code not in self._warnings_told:
+                self._warnings_told.add(code)  # once a session: the problem field keeps it shown
+                self.notified.emit(Notice("error", self.tr("Deal Monitor noticed something odd"),
+                                          texts.warning_text(code)))
         if previous.listening and not status.listening and not self._closing:
             self.notified.emit(
                 Notice("error", self.tr("Not receiving events"),

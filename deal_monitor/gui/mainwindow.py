@@ -842,6 +842,7 @@ class MainWindow(QMainWindow):
         if status.events_silent:
             problems.append(self.tr("changes arrive without events: %1").replace(
                 "%1", status.silence_hint))
+        problems.extend(texts.warning_text(code) for code in status.warnings)
         if problems:
             text = problems[0] if len(problems) == 1 else f"{problems[0]} (+{len(problems) - 1})"
             if len(text) > 70:

@@ -324,6 +324,23 @@ def _error_patterns():
     )
 
 
+def warning_text(code: str) -> str:
+    """An anomaly warning of the status (``StatusSnapshot.warnings``) in words."""
+    return {
+        "auth_failures": QCoreApplication.translate(
+            "Texts", "Many requests with a wrong application token came in the last hour. If "
+            "the token was changed in Bitrix24, enter the new one in the settings; otherwise "
+            "someone is probing the listener (the Events tab lists the senders)."),
+        "previous_token_in_use": QCoreApplication.translate(
+            "Texts", "Events still come signed with the previous application token. They are "
+            "accepted for a while; check that the token in the settings is the one the "
+            "outgoing webhook in Bitrix24 shows now."),
+        "forged_delete": QCoreApplication.translate(
+            "Texts", "A delete event came for a deal that still exists in Bitrix24; the deal "
+            "was kept. Someone else may hold the application token: consider a new one."),
+    }.get(code, code)
+
+
 def hint_text(hint: str) -> str:
     """A core error's plain-words hint (``DealMonitorError.hint``) in the UI language."""
     return _hints().get(hint, hint)

@@ -24,6 +24,10 @@
             <translation>Проблема с синхронизацией</translation>
         </message>
         <message>
+            <source>Deal Monitor noticed something odd</source>
+            <translation>Deal Monitor заметил что-то необычное</translation>
+        </message>
+        <message>
             <source>Not receiving events</source>
             <translation>События не принимаются</translation>
         </message>
@@ -1739,6 +1743,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>unsupported target database: %1</source>
             <translation>эта база данных не поддерживается: %1</translation>
+        </message>
+        <message>
+            <source>Many requests with a wrong application token came in the last hour. If the token was changed in Bitrix24, enter the new one in the settings; otherwise someone is probing the listener (the Events tab lists the senders).</source>
+            <translation>За последний час пришло много запросов с неверным токеном приложения. Если токен сменили в Битрикс24, введите новый в настройках; иначе кто-то прощупывает приёмник событий (отправители — на вкладке «События»).</translation>
+        </message>
+        <message>
+            <source>Events still come signed with the previous application token. They are accepted for a while; check that the token in the settings is the one the outgoing webhook in Bitrix24 shows now.</source>
+            <translation>События всё ещё приходят с прежним токеном приложения. Какое-то время они принимаются; проверьте, что в настройках указан тот токен, который сейчас показывает исходящий вебхук в Битрикс24.</translation>
+        </message>
+        <message>
+            <source>A delete event came for a deal that still exists in Bitrix24; the deal was kept. Someone else may hold the application token: consider a new one.</source>
+            <translation>Пришло событие удаления сделки, которая в Битрикс24 по-прежнему есть; сделка сохранена. Возможно, токен приложения известен кому-то ещё: стоит выпустить новый.</translation>
         </message>
         <message>
             <source>Another program may use this port: choose another port or stop that program.</source>
