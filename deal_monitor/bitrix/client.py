@@ -193,10 +193,26 @@ class BitrixClient:
                 if not error.transient or attempt == self.max_retries:
                     raise
             self.stats.retries += 1
-            delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
-            wait_or_cancel(delay * random.uniform(0.5, 1.5), self.cancel)
+            wait_or_cancel(self._retry_delay(last, attempt), self.cancel)
         assert last is not None
         raise last
+
+    def _retry_delay(self, error: BitrixError, attempt: int) -> float:
+        """How long to wait before the next try, beyond the bucket's own wait.
+
+        A 503 ``QUERY_LIMIT_EXCEEDED`` means the portal's bucket is full: ``bucket.refused()``
+        already makes the next request wait for a slot to drain (1/rate), which is the delay
+        the portal asks for; exponential backoff on top of it only adds latency (five 503s in
+        a row cost ~16 s that way). It starts only when refusals repeat — then other apps
+        share the bucket and our mirror of it is too optimistic. Other transient errors back
+        off exponentially from the first retry.
+        """
+        if error.code == "QUERY_LIMIT_EXCEEDED":
+            if attempt < 2:
+                return 0.0
+            attempt -= 2
+        delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        return delay * random.uniform(0.5, 1.5)
 
     def _send(self, method: str, params: Mapping[str, Any]) -> Reply:
         payload = dict(params)

@@ -140,3 +140,19 @@ def test_expected_count_sizes_the_last_batch(sim):
     assert sum(len(p) for p in pages) == 600
     # 1 first page + 11 more pages (+1 spare) instead of 50 chained commands
     assert sim.stats.calls_by_method["crm.deal.list"] <= 1 + 12
+
+
+def test_a_full_bucket_is_waited_out_not_backed_off_on_top():
+    """After a 503 QUERY_LIMIT_EXCEEDED the bucket mirror already waits for a slot (1/rate);
+    exponential backoff joins only when refusals repeat (another app shares the bucket)."""
+    client = BitrixClient(WebhookAuth("https://portal.example/rest/1/abc/"), LeakyBucket(50, 2.0),
+                          backoff_base=0.5)
+    full = BitrixError("QUERY_LIMIT_EXCEEDED", "Too many requests", 503)
+    assert [client._retry_delay(full, attempt) for attempt in (0, 1)] == [0.0, 0.0]
+    later = [client._retry_delay(full, attempt) for attempt in (2, 3, 4)]
+    assert 0.25 <= later[0] <= 0.75 and 0.5 <= later[1] <= 1.5 and 1.0 <= later[2] <= 3.0
+    broken = BitrixError("INTERNAL_SERVER_ERROR", "", 500)
+    assert 0.25 <= client._retry_delay(broken, 0) <= 0.75  # other errors back off at once
+    # and the refusal itself fills the mirror: the next request waits for one slot to drain
+    client.bucket.refused()
+    assert client.bucket.available() < 1
