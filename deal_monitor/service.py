@@ -68,6 +68,7 @@ PREVIOUS_TOKEN_UNTIL = "previous_token_until"  # state key: end of the grace per
 PINNED_MEMBER = "pinned_member_id"  # state key: <token fingerprint>:<member_id>
 # unread events of one deal beyond which more are counted, not stored (a valid-token flood)
 INTAKE_COALESCE_AT = 20
+STATUS_INTERVAL = 0.25  # seconds: at most four status snapshots a second
 RESYNC_CURSOR = "resync.cursor"
 
 
@@ -154,6 +155,9 @@ class Monitor:
         self._pipelines: list[Pipeline] | None = None
         self._status_lock = threading.Lock()
         self._last_status_at = 0.0
+        self._status_wanted = threading.Event()
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
         self.anomalies = Anomalies()
         self._previous_token = ""  # rotated out by a settings change, accepted until the time below
         self._previous_until = 0.0
@@ -366,6 +370,7 @@ class Monitor:
             self._start_listener()
         self.scheduler = Scheduler(self)
         self.scheduler.start()
+        self._start_status_thread()
         self.started = True
         self.publish_status(force=True)
 
@@ -445,6 +450,7 @@ class Monitor:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+        self._stop_status_thread()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.offline is not None:
@@ -653,16 +659,50 @@ class Monitor:
         )
 
     def publish_status(self, force: bool = False) -> None:
-        """Send a status snapshot to the sink, at most a few times a second."""
+        """Send a status snapshot to the sink, at most a few times a second.
+
+        Unforced updates (one per accepted event) only raise a flag: the snapshot costs two
+        COUNT queries, which do not belong on the listener thread between the commit and the
+        200. The status thread sends one snapshot per STATUS_INTERVAL for any number of flags.
+        """
+        if not force and self._status_thread is not None:
+            self._status_wanted.set()
+            return
         now = time.monotonic()
         with self._status_lock:
-            if not force and now - self._last_status_at < 0.25:
+            if not force and now - self._last_status_at < STATUS_INTERVAL:
                 return
             self._last_status_at = now
+        self._send_status()
+
+    def _send_status(self) -> None:
         try:
             self.sink.status_changed(self.status())
         except Exception:
             log.exception("status update failed")
+
+    def _status_loop(self) -> None:
+        while True:
+            self._status_wanted.wait()
+            if self._status_stop.is_set():
+                return
+            self._status_wanted.clear()
+            self._send_status()
+            if self._status_stop.wait(STATUS_INTERVAL):
+                return
+
+    def _start_status_thread(self) -> None:
+        self._status_stop.clear()
+        self._status_thread = threading.Thread(target=self._status_loop, name="status",
+                                               daemon=True)
+        self._status_thread.start()
+
+    def _stop_status_thread(self) -> None:
+        thread, self._status_thread = self._status_thread, None
+        if thread is not None:
+            self._status_stop.set()
+            self._status_wanted.set()
+            thread.join(5)
 
     # -- actions for the GUI and CLI -------------------------------------------------------------
     def resync(self, deal_ids: Sequence[int]) -> list[EventRecord]:
