@@ -129,6 +129,10 @@ def test_a_saved_column_the_table_lacks_stays_listed_and_marked(qtbot, sim, tmp_
     assert "no such column" in check_text(page, "colour")
     set_source(page, "colour", "")  # "not written"
     assert page.blocking_problem(changed=True) == ""
+    dialog.save()  # the fixed mapping starts the core that could not start before
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    qtbot.waitUntil(lambda: controller.running, timeout=WAIT_MS)
+    assert "colour" not in controller.settings.mapping.columns
 
 
 def test_seed_preset_turns_custom_when_a_column_is_changed(qtbot, mapping_dialog):
