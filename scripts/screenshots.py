@@ -173,13 +173,18 @@ WAREHOUSE_TABLE = ("CREATE TABLE IF NOT EXISTS warehouse_order (id INTEGER PRIMA
                    "workshop INTEGER NOT NULL)")
 
 
+ORDER_LINES = ("CREATE TABLE IF NOT EXISTS order_line (row_id BIGINT PRIMARY KEY, "
+               "deal_id BIGINT NOT NULL, item VARCHAR(80), qty DECIMAL(12,3), "
+               "unit_price DECIMAL(12,2), line_no INTEGER NOT NULL)")
+
+
 def shoot_mapping(scene: Scene, save, showcase: int) -> list[Path]:
     """The settings' mapping page on the warehouse's own table, and a dry run of it."""
     app, window = scene.app, scene.window
     with sqlite3.connect(scene.target) as db:
         db.execute(WAREHOUSE_TABLE)
     settings = SettingsDialog(scene.controller, window)
-    settings.resize(980, 720)
+    settings.resize(1060, 720)
     settings.show()
     settings.target_table.setText("warehouse_order")
     settings.tabs.setCurrentWidget(settings.mapping_page)
@@ -209,6 +214,26 @@ def shoot_mapping(scene: Scene, save, showcase: int) -> list[Path]:
     wait_until(app, lambda: dialog.results, what="the dry run")
     save(dialog, "dry_run")
     dialog.close()
+
+    with sqlite3.connect(scene.target) as db:
+        db.execute(ORDER_LINES)
+    page.product_table.setText("order_line")
+    page.products.setChecked(True)
+    page.product_table.editingFinished.emit()
+    wait_until(app, lambda: page.product_columns.shapes is not None, what="the product table")
+    page.tables.setCurrentIndex(1)
+    lines = page.product_columns
+    row_of = lines.row_of()
+    for column, field, convert in (("item", "PRODUCT_NAME", "text"), ("qty", "QUANTITY", "decimal"),
+                                   ("unit_price", "PRICE", "decimal")):
+        kinds = lines.cellWidget(row_of[column], 2)
+        kinds.setCurrentIndex(kinds.findData("field"))
+        editor = lines.cellWidget(row_of[column], 3)
+        editor.setCurrentIndex(editor.findData(field))
+        converts = lines.cellWidget(row_of[column], 4)
+        converts.setCurrentIndex(converts.findData(convert))
+    settle(app, 0.3)
+    save(settings, "mapping_products")  # line_no is required and not mapped yet
     settings.close()
     return []
 

@@ -255,8 +255,8 @@ class SettingsDialog(QDialog):
         url = self.target_url.text().strip() or self.target_url.placeholderText()
         return url, self.target_table.text().strip() or "deal"
 
-    def _column_reader(self):
-        url, table = self._target_choice()
+    def _column_reader(self, table: str):
+        url, _table = self._target_choice()
         return lambda: service.read_target_columns(url, table)
 
     def _mapping_tab_shown(self, *_args) -> None:
@@ -264,8 +264,8 @@ class SettingsDialog(QDialog):
         if self.tabs.currentWidget() is not self.mapping_page:
             return
         page = self.mapping_page
-        if self.width() < 960:  # the column table needs the room
-            self.resize(960, max(self.height(), 680))
+        if self.width() < 1060:  # the column table needs the room
+            self.resize(1060, max(self.height(), 700))
         if page.preset_name != "default" and not page.table_read and not page.read_error:
             page.read_table()
         if not self._fields_loaded and self.controller.running:

@@ -107,6 +107,37 @@ def check_mapping(mapping: TableMapping, columns: list[ColumnShape]) -> list[Map
     return problems
 
 
+PRODUCT_KEYS = ("deal_id", "row_id")  # the product table's columns the app fills itself
+
+
+def check_product_mapping(columns: Mapping[str, ColumnSource],
+                          shapes: list[ColumnShape]) -> list[MappingProblem]:
+    """The same check for the product-row table: its key columns must exist and stay unmapped."""
+    by_name = {c.name: c for c in shapes}
+    problems: list[MappingProblem] = []
+    for key in PRODUCT_KEYS:
+        if key not in by_name:
+            problems.append(MappingProblem(
+                key, "missing_key", f"column {key}: the product table needs it (the app fills it)"))
+        elif key in columns:
+            problems.append(MappingProblem(
+                key, "key_mapped", f"column {key}: it is filled by the app; it cannot be mapped"))
+    for name, source in columns.items():
+        shape = by_name.get(name)
+        if shape is None:
+            problems.append(MappingProblem(name, "missing_column",
+                                           f"column {name}: the table has no such column"))
+        elif name not in PRODUCT_KEYS:
+            problems.extend(_type_problems(name, source, shape))
+    for shape in shapes:
+        if shape.name not in columns and shape.name not in PRODUCT_KEYS and shape.required:
+            problems.append(MappingProblem(
+                shape.name, "required_unmapped",
+                f"column {shape.name}: the table requires a value (NOT NULL, no default); "
+                "map it to a source", params=(shape.name,)))
+    return problems
+
+
 def _key_column(mapping: TableMapping, columns: list[ColumnShape], by_name: dict[str, ColumnShape],
                 problems: list[MappingProblem]) -> ColumnShape | None:
     """The column rows are found by; adds the problems of that choice."""

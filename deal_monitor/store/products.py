@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import TargetError
 from ..mapping import ColumnSource, render_row
+from ..mapping.check import check_product_mapping, errors_text
 from .types import ExactDecimal
 
 _DEFAULT_TYPES = {
@@ -86,6 +87,8 @@ class ProductWriter:
             from .target import classify_db_error
 
             raise classify_db_error(exc) from None
+        from .shape import shapes_of
+
         present = {c.name for c in self.table.columns}
         missing = [c for c in ("deal_id", "row_id", *self.columns) if c not in present]
         if missing:
@@ -93,6 +96,13 @@ class ProductWriter:
                 f"product table {self.name} lacks columns: {', '.join(missing)}",
                 transient=False,
                 hint="Add the columns, or change mapping.product_columns.",
+            )
+        refused = errors_text(check_product_mapping(self.columns, shapes_of(self.table)))
+        if refused:
+            raise TargetError(
+                f"product table {self.name}: {refused}",
+                transient=False,
+                hint="Fix the mapping: map only columns the table has, with a fitting conversion.",
             )
 
     def render(self, deal_id: int, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

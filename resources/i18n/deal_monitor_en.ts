@@ -43,6 +43,23 @@
         </message>
     </context>
     <context>
+        <name>DryRunDialog</name>
+        <message numerus="yes">
+            <source>Reading %n deal(s) from the portal…</source>
+            <translation>
+                <numerusform>Reading %n deal from the portal…</numerusform>
+                <numerusform>Reading %n deals from the portal…</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>The table would refuse %n of these rows: see below.</source>
+            <translation>
+                <numerusform>The table would refuse %n of these rows: see below.</numerusform>
+                <numerusform>The table would refuse %n of these rows: see below.</numerusform>
+            </translation>
+        </message>
+    </context>
+    <context>
         <name>MainWindow</name>
         <message numerus="yes">
             <source>%1 of %n deal(s)</source>
@@ -91,6 +108,23 @@
             <translation>
                 <numerusform>%n failed</numerusform>
                 <numerusform>%n failed</numerusform>
+            </translation>
+        </message>
+    </context>
+    <context>
+        <name>MappingPage</name>
+        <message numerus="yes">
+            <source>This mapping cannot be written (%n problem(s)):</source>
+            <translation>
+                <numerusform>This mapping cannot be written (%n problem):</numerusform>
+                <numerusform>This mapping cannot be written (%n problems):</numerusform>
+            </translation>
+        </message>
+        <message numerus="yes">
+            <source>The mapping fits the table; %n warning(s).</source>
+            <translation>
+                <numerusform>The mapping fits the table; %n warning.</numerusform>
+                <numerusform>The mapping fits the table; %n warnings.</numerusform>
             </translation>
         </message>
     </context>

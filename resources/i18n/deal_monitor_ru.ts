@@ -1089,32 +1089,12 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Заново прочитать столбцы таблицы из базы данных</translation>
         </message>
         <message>
-            <source>Column</source>
-            <translation>Столбец</translation>
-        </message>
-        <message>
-            <source>Type</source>
-            <translation>Тип</translation>
-        </message>
-        <message>
-            <source>Source</source>
-            <translation>Источник</translation>
-        </message>
-        <message>
-            <source>Value</source>
-            <translation>Значение</translation>
-        </message>
-        <message>
-            <source>Conversion</source>
-            <translation>Преобразование</translation>
-        </message>
-        <message>
-            <source>Check</source>
-            <translation>Проверка</translation>
-        </message>
-        <message>
             <source>Also write the deal's product rows into table</source>
             <translation>Записывать также товарные позиции сделки в таблицу</translation>
+        </message>
+        <message>
+            <source>What was sold, for ordering materials: one row per product row of the deal, removed when it is removed in Bitrix24. The app fills deal_id and row_id; a table that does not exist yet is created with the default columns.</source>
+            <translation>Что продано — чтобы заказать материалы: одна строка на каждую товарную позицию сделки; удалённая в Битрикс24 позиция удаляется и здесь. Столбцы deal_id и row_id заполняет программа; если таблицы ещё нет, она создаётся со стандартными столбцами.</translation>
         </message>
         <message>
             <source>Dry run…</source>
@@ -1131,6 +1111,78 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Rows are found by</source>
             <translation>Строки находятся по</translation>
+        </message>
+        <message>
+            <source>Product ID</source>
+            <translation>ID товара</translation>
+        </message>
+        <message>
+            <source>Product name</source>
+            <translation>Название товара</translation>
+        </message>
+        <message>
+            <source>Price</source>
+            <translation>Цена</translation>
+        </message>
+        <message>
+            <source>Price without tax</source>
+            <translation>Цена без налога</translation>
+        </message>
+        <message>
+            <source>Quantity</source>
+            <translation>Количество</translation>
+        </message>
+        <message>
+            <source>Unit of measure</source>
+            <translation>Единица измерения</translation>
+        </message>
+        <message>
+            <source>Unit code</source>
+            <translation>Код единицы измерения</translation>
+        </message>
+        <message>
+            <source>Discount amount</source>
+            <translation>Сумма скидки</translation>
+        </message>
+        <message>
+            <source>Discount, %</source>
+            <translation>Скидка, %</translation>
+        </message>
+        <message>
+            <source>Tax rate, %</source>
+            <translation>Ставка налога, %</translation>
+        </message>
+        <message>
+            <source>Tax included (Y/N)</source>
+            <translation>Налог включён в цену (Y/N)</translation>
+        </message>
+        <message>
+            <source>Sort order</source>
+            <translation>Порядок сортировки</translation>
+        </message>
+        <message>
+            <source>Warehouse ID</source>
+            <translation>ID склада</translation>
+        </message>
+        <message>
+            <source>the deal's ID</source>
+            <translation>ID сделки</translation>
+        </message>
+        <message>
+            <source>the product row's ID</source>
+            <translation>ID товарной позиции</translation>
+        </message>
+        <message>
+            <source>Product row field</source>
+            <translation>Поле товарной позиции</translation>
+        </message>
+        <message>
+            <source>Deals</source>
+            <translation>Сделки</translation>
+        </message>
+        <message>
+            <source>Product rows</source>
+            <translation>Товарные позиции</translation>
         </message>
         <message>
             <source>Deal Monitor creates the table “%1” with one row per deal (bitrix_id, title, stage, amount, close date, ...). Nothing to map.</source>
@@ -1151,14 +1203,6 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Cannot read the table: %1</source>
             <translation>Не удаётся прочитать таблицу: %1</translation>
-        </message>
-        <message>
-            <source>required</source>
-            <translation>обязательный</translation>
-        </message>
-        <message>
-            <source>not in the table</source>
-            <translation>нет в таблице</translation>
         </message>
         <message>
             <source>Pick a source for each column of the existing table “%1”. Columns in bold need a value in every new row; columns without a source are left alone.</source>
@@ -1405,6 +1449,45 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>%1 answered HTTP %2, not Deal Monitor: check that it forwards to this computer's listener.</source>
             <translation>%1 ответил HTTP %2, это не Deal Monitor: проверьте, что запросы перенаправляются на приёмник событий этого компьютера.</translation>
+        </message>
+    </context>
+    <context>
+        <name>SourceTable</name>
+        <message>
+            <source>Column</source>
+            <translation>Столбец</translation>
+        </message>
+        <message>
+            <source>Type</source>
+            <translation>Тип</translation>
+        </message>
+        <message>
+            <source>Source</source>
+            <translation>Источник</translation>
+        </message>
+        <message>
+            <source>Value</source>
+            <translation>Значение</translation>
+        </message>
+        <message>
+            <source>Conversion</source>
+            <translation>Преобразование</translation>
+        </message>
+        <message>
+            <source>Check</source>
+            <translation>Проверка</translation>
+        </message>
+        <message>
+            <source>not in the table</source>
+            <translation>нет в таблице</translation>
+        </message>
+        <message>
+            <source>required</source>
+            <translation>обязательный</translation>
+        </message>
+        <message>
+            <source>filled by the app</source>
+            <translation>заполняет программа</translation>
         </message>
     </context>
     <context>

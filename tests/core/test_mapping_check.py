@@ -121,3 +121,20 @@ def test_value_kind_follows_the_conversion(convert, kind):
 
     source = parse_source("c", "field:X" + (f"|{convert}" if convert else ""))
     assert value_kind(source) == kind
+
+
+def test_product_table_check():
+    from deal_monitor.mapping.check import check_product_mapping
+    from deal_monitor.mapping.spec import parse_source
+
+    shape = [col("row_id", "int", nullable=False, primary_key=True), col("deal_id", "int", nullable=False),
+             col("item", length=80), col("qty", "decimal"), col("line_no", "int", nullable=False)]
+    sources = {"item": parse_source("item", "field:PRODUCT_NAME"),
+               "qty": parse_source("qty", "field:QUANTITY|decimal")}
+    assert codes(check_product_mapping(sources, shape)) == {"line_no": "required_unmapped"}
+    sources["line_no"] = parse_source("line_no", "field:SORT|int")
+    assert check_product_mapping(sources, shape) == []
+    sources["deal_id"] = parse_source("deal_id", "const:1|int")
+    assert codes(check_product_mapping(sources, shape)) == {"deal_id": "key_mapped"}
+    no_keys = [col("item", length=80)]
+    assert codes(check_product_mapping({}, no_keys)) == {"deal_id": "missing_key", "row_id": "missing_key"}

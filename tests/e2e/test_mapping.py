@@ -293,3 +293,20 @@ def test_dry_run_of_an_unsaved_mapping_creates_and_writes_nothing(sim, tmp_path,
         assert rows(engine, table) == []
     finally:
         monitor.stop()
+
+
+def test_product_table_that_requires_an_unmapped_column_is_refused_before_any_write(sim, tmp_path, target_url, engine, table_name):
+    table = seed_table(engine, table_name)
+    Table(table_name + "_product", MetaData(),
+          Column("row_id", Integer, primary_key=True, autoincrement=False),
+          Column("deal_id", Integer, nullable=False),
+          Column("item", String(80)),
+          Column("line_no", Integer, nullable=False),
+          mysql_charset="utf8mb4").create(engine)
+    sim.portal.add_deal({"TITLE": "Стол", "STAGE_ID": "PREPARATION"})
+    with pytest.raises(TargetError) as caught:
+        start_monitor(sim, tmp_path, target_url, table_name, preset="seed", products=True,
+                      product_table=table_name + "_product",
+                      product_columns={"item": "field:PRODUCT_NAME"})
+    assert "line_no" in str(caught.value) and "NOT NULL" in str(caught.value)
+    assert rows(engine, table) == []

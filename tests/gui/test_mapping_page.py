@@ -215,3 +215,70 @@ def test_parse_ids():
     assert parse_ids("12, 15 20;12") == [12, 15, 20]
     assert parse_ids("сделка 7") == [7]
     assert parse_ids("") == []
+
+
+ORDER_LINES = ("CREATE TABLE order_line (row_id BIGINT PRIMARY KEY, deal_id BIGINT NOT NULL, "
+               "item VARCHAR(80), qty DECIMAL(12,3), unit_price DECIMAL(12,2), "
+               "line_no INTEGER NOT NULL)")
+
+
+def product_rows_of(page) -> dict[str, int]:
+    return page.product_columns.row_of()
+
+
+def set_product_source(page, column: str, field: str, convert: str) -> None:
+    table = page.product_columns
+    row = product_rows_of(page)[column]
+    kinds = table.cellWidget(row, COL_KIND)
+    kinds.setCurrentIndex(kinds.findData("field"))
+    editor = table.cellWidget(row, COL_VALUE)
+    editor.setCurrentIndex(editor.findData(field))
+    converts = table.cellWidget(row, COL_CONVERT)
+    converts.setCurrentIndex(converts.findData(convert))
+
+
+def test_product_rows_into_the_warehouses_own_table(qtbot, sim, mapping_dialog, warehouse, tmp_path):
+    controller, dialog, page = mapping_dialog
+    with sqlite3.connect(warehouse) as db:
+        db.execute(ORDER_LINES)
+    set_source(page, "name", "field", "TITLE", "text")
+    set_source(page, "workshop", "const", "1", "int")
+    page.product_table.setText("order_line")
+    page.products.setChecked(True)
+    page.product_table.editingFinished.emit()
+    qtbot.waitUntil(lambda: page.product_columns.shapes is not None, timeout=WAIT_MS)
+    rows = product_rows_of(page)
+    assert list(rows) == ["row_id", "deal_id", "item", "qty", "unit_price", "line_no"]
+    # the app fills the keys; the planner cannot give them a source
+    assert page.product_columns.cellWidget(rows["deal_id"], COL_KIND) is None
+    assert "requires a value" in page.product_columns.item(rows["line_no"], COL_CHECK).text()
+    set_product_source(page, "item", "PRODUCT_NAME", "text")
+    set_product_source(page, "qty", "QUANTITY", "decimal")
+    set_product_source(page, "unit_price", "PRICE", "decimal")
+    dialog.save()
+    assert dialog.isVisible() and "line_no" in dialog.save_msg.text()
+    set_product_source(page, "line_no", "SORT", "int")
+    assert page.blocking_problem(changed=True) == ""
+
+    deal_id = sim.portal.add_deal({"TITLE": "Стеллаж", "STAGE_ID": "PREPARATION"})
+    sim.portal.set_product_rows(deal_id, [
+        {"PRODUCT_NAME": "Полка 1200", "PRICE": 1500, "QUANTITY": 4},
+        {"PRODUCT_NAME": "Стойка", "PRICE": 800, "QUANTITY": 2}])
+    dialog.open_dry_run()
+    runner = dialog._dry_run
+    qtbot.addWidget(runner)
+    runner.ids.setText(str(deal_id))
+    runner.run()
+    qtbot.waitUntil(lambda: bool(runner.results), timeout=WAIT_MS)
+    preview = runner.results[0].preview
+    assert [(p["item"], str(p["qty"])) for p in preview.products] == [("Полка 1200", "4"), ("Стойка", "2")]
+    assert "Product rows: 0 now → 2" in runner.products.text()
+    runner.close()
+
+    dialog.save()
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    saved = tomllib.loads((tmp_path / "deal-monitor.toml").read_text(encoding="utf-8"))["mapping"]
+    assert saved["products"] is True and saved["product_table"] == "order_line"
+    assert saved["product_columns"] == {
+        "item": "field:PRODUCT_NAME|text", "qty": "field:QUANTITY|decimal",
+        "unit_price": "field:PRICE|decimal", "line_no": "field:SORT|int"}
