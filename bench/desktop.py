@@ -12,11 +12,21 @@ The probe times:
   the deals model (sorted, as the window shows them) — what a user waits for;
 * ``read_s`` / ``model_load_s``: the two halves of a second load, timed apart
   (``Monitor.deals()``, then ``DealsModel.load``);
-* filtering as the window does it (text in the filter box, then ``_apply_filters``):
-  the first keystroke after load (cold: builds the search text of every row) and then
-  a typed query, one refilter per keystroke;
+* filtering as the window does it (text in the filter box, then ``_apply_filters``), right
+  after the load, while the app's start-up reconciliation still runs: the first keystroke,
+  then a typed query, one refilter per keystroke — each from the key to the repainted view
+  (``*_ms``), and the GUI thread's own CPU time for it (``*_cpu_ms``: the rest is waiting,
+  mostly for the GIL, which the core's threads hold in bursts while they reconcile);
 * ``rss_mb`` after load, filter and the start-up reconciliation, and ``peak_mb`` (VmHWM);
-  ``rss_after_reload_mb`` once more after the second load.
+* the same query once more with the app idle (``filter_idle_*``), and typed through the
+  window's own path (text changed -> filter timer -> ``_apply_filters`` -> repaint,
+  ``filter_via_timer_*``): what a key costs including any debounce;
+* ``rss_after_reload_mb`` once more after the second load.
+
+``python -m bench.desktop --deals 100000`` gives this figure alone (it prepares a simulator
+and a synced data folder first, as ``python -m bench`` does). Analysis hooks, which skew the
+figures: ``BENCH_DESKTOP_PROFILE=<file>`` (cProfile of the first filtering, GUI thread) and
+``BENCH_DESKTOP_TRACEMALLOC=<file>`` (live Python allocations at the memory figure).
 """
 
 from __future__ import annotations
@@ -82,6 +92,20 @@ def _wait(app, predicate, timeout: float) -> bool:
     return True
 
 
+def _dump_allocations(path: Path) -> None:
+    """The live Python allocations by line and by trace (``BENCH_DESKTOP_TRACEMALLOC``)."""
+    import tracemalloc
+
+    snapshot = tracemalloc.take_snapshot()
+    stats = snapshot.statistics("lineno")
+    lines = [f"traced {sum(s.size for s in stats) / 2**20:.1f} MiB"]
+    lines += [str(s) for s in stats[:40]]
+    for s in snapshot.statistics("traceback")[:12]:
+        lines.append(f"--- {s.size / 2**20:.1f} MiB in {s.count} blocks")
+        lines += [f"    {frame}" for frame in s.traceback.format()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _probe(config_path: Path, expected: int) -> dict:
     from PySide6.QtCore import QCoreApplication
 
@@ -90,6 +114,11 @@ def _probe(config_path: Path, expected: int) -> dict:
 
     from .harness import rss_mb
 
+    trace_out = os.environ.get("BENCH_DESKTOP_TRACEMALLOC")
+    if trace_out:
+        import tracemalloc
+
+        tracemalloc.start(4)
     app = make_application(["deal-monitor"])
     QCoreApplication.setApplicationName("DealMonitorBench")
     args = argparse.Namespace(config=str(config_path), lang="en", verbose=False, demo=False)
@@ -109,24 +138,62 @@ def _probe(config_path: Path, expected: int) -> dict:
     _wait(app, lambda: flags["pipelines"], 30)  # stage names arrive; the search cache is reset
     monitor = controller.monitor
 
+    cpu: list[float] = []  # the GUI thread's own CPU time of each filter_ms, in order
+
     def filter_ms(text: str) -> float:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         window.deals_filter.setText(text)
         window._apply_filters()
         app.processEvents()
+        cpu.append((time.thread_time() - start_cpu) * 1000.0)
         return (time.perf_counter() - start) * 1000.0
 
+    def via_timer_ms(text: str) -> float:
+        """Key to repainted view the way a key press goes: the box's textChanged starts the
+        window's filter timer, whose timeout applies the filters (any debounce included)."""
+        start = time.perf_counter()
+        window.deals_filter.setText(text)
+        while window._filter_timer.isActive():
+            app.processEvents()
+        app.processEvents()
+        return (time.perf_counter() - start) * 1000.0
+
+    def query(measure) -> list[float]:
+        return [measure(TYPED[: n + 1]) for n in range(1, len(TYPED))]
+
+    profile = None
+    if os.environ.get("BENCH_DESKTOP_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     cold_ms = filter_ms(TYPED[0])
+    cold_cpu_ms = cpu[-1]
     shown_cold = window.deals_proxy.rowCount()
-    typed = [filter_ms(TYPED[: n + 1]) for n in range(1, len(TYPED))]
+    typed = query(filter_ms)
+    typed_cpu = cpu[-len(typed):]
     shown_typed = window.deals_proxy.rowCount()
     clear_ms = filter_ms("")
     warm_ms = filter_ms(TYPED[0])
     filter_ms("")
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(os.environ["BENCH_DESKTOP_PROFILE"])
 
     _wait(app, lambda: monitor.scheduler is not None and monitor.scheduler.runs >= 1, 240)
     _wait(app, lambda: False, 1.0)  # let the queues settle
     memory = rss_mb()  # steady state: started, loaded, filtered, start-up reconciliation done
+    if trace_out:
+        _dump_allocations(Path(trace_out))
+
+    # the app idle: the same query again, then typed through the window's filter timer
+    idle_first_ms = filter_ms(TYPED[0])
+    idle_typed = query(filter_ms)
+    idle_typed_cpu = cpu[-len(idle_typed):]
+    filter_ms("")
+    timer_first_ms = via_timer_ms(TYPED[0])
+    timer_typed = query(via_timer_ms)
+    via_timer_ms("")
 
     # a second load, split into its halves (after the memory figure: a reload holds the old
     # and the new list at once for a moment, and CPython keeps that peak's arenas)
@@ -145,11 +212,22 @@ def _probe(config_path: Path, expected: int) -> dict:
         "read_s": read_s,
         "model_load_s": model_load_s,
         "filter_cold_ms": cold_ms,
+        "filter_cold_cpu_ms": cold_cpu_ms,
         "filter_typed_ms": typed,
         "filter_typed_max_ms": max(typed),
-        "filter_typed_median_ms": sorted(typed)[len(typed) // 2],
+        "filter_typed_median_ms": _median(typed),
+        "filter_typed_cpu_ms": typed_cpu,
+        "filter_typed_cpu_max_ms": max(typed_cpu),
         "filter_clear_ms": clear_ms,
         "filter_warm_ms": warm_ms,
+        "filter_idle_first_ms": idle_first_ms,
+        "filter_idle_typed_ms": idle_typed,
+        "filter_idle_typed_max_ms": max(idle_typed),
+        "filter_idle_typed_median_ms": _median(idle_typed),
+        "filter_idle_typed_cpu_max_ms": max(idle_typed_cpu),
+        "filter_via_timer_first_ms": timer_first_ms,
+        "filter_via_timer_typed_ms": timer_typed,
+        "filter_via_timer_max_ms": max(timer_typed),
         "shown_after_first_key": shown_cold,
         "shown_after_query": shown_typed,
         "query": TYPED,
@@ -160,12 +238,85 @@ def _probe(config_path: Path, expected: int) -> dict:
     return result
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+# -- the desktop figure alone ------------------------------------------------------------------
+def standalone(deals: int, rounds: int = 1) -> list[dict]:
+    """The desktop figure without the rest of ``python -m bench``: a fresh simulator holding
+    ``deals`` deals, a full resync into a fresh data folder (as ``scenarios.resync`` does),
+    then ``rounds`` probes on that folder, each in a process of its own."""
+    from . import simhost
+    from .harness import TargetReader, monitor_settings, quiet_logging, running_monitor, wait_for
+    from .scenarios import sim_options, workdir
+
+    quiet_logging()
+    results = []
+    try:
+        with simhost.simulator(**sim_options()) as host:
+            info = host.info()
+            folder = workdir("desktop")
+            try:
+                settings = monitor_settings(info, folder, listener={"enabled": False})
+                with running_monitor(settings) as monitor:
+                    host.bulk_add(deals)
+                    host.reset_limits()
+                    assert monitor.resync_all()
+                    target = TargetReader(folder)
+                    wait_for(lambda: target.count() >= deals, 900, interval=0.2)
+                    wait_for(lambda: len(monitor.deals()) >= deals, 120, interval=0.5)
+                for _ in range(rounds):
+                    host.reset_limits()
+                    results.append(measure(info, folder, deals))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        simhost.shutdown()
+    return results
+
+
+def summary(result: dict) -> str:
+    """The figures of one probe, as lines of text."""
+    r = result
+    return "\n".join((
+        f"{r['rows']} deals: load {r['load_s']:.2f} s (read {r['read_s']:.2f} s, model "
+        f"{r['model_load_s']:.2f} s); RSS {r['rss_mb']:.0f} MB (peak {r['peak_mb']:.0f} MB, "
+        f"after a reload {r['rss_after_reload_mb']:.0f} MB)",
+        f"  filter during the start-up reconciliation: first key {r['filter_cold_ms']:.0f} ms "
+        f"(GUI thread CPU {r['filter_cold_cpu_ms']:.0f} ms, {r['shown_after_first_key']} shown); "
+        f"typed worst {r['filter_typed_max_ms']:.0f} ms (CPU {r['filter_typed_cpu_max_ms']:.0f}"
+        f" ms), median {r['filter_typed_median_ms']:.0f} ms; clear {r['filter_clear_ms']:.0f}"
+        f" ms, first key again {r['filter_warm_ms']:.0f} ms",
+        f"  filter with the app idle: first key {r['filter_idle_first_ms']:.0f} ms; typed worst "
+        f"{r['filter_idle_typed_max_ms']:.0f} ms (CPU {r['filter_idle_typed_cpu_max_ms']:.0f} "
+        f"ms), median {r['filter_idle_typed_median_ms']:.0f} ms",
+        f"  through the window's filter timer: first key {r['filter_via_timer_first_ms']:.0f} "
+        f"ms, typed worst {r['filter_via_timer_max_ms']:.0f} ms",
+    ))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.desktop")
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.desktop",
+        description="The desktop figure. `--deals N` prepares a simulator and a synced data "
+        "folder, runs the probe and prints the figures; `--config`/`--out` is the probe "
+        "itself, as `python -m bench` starts it.",
+    )
+    parser.add_argument("--deals", type=int, help="prepare this many deals, then probe")
+    parser.add_argument("--rounds", type=int, default=1, help="probes of the prepared folder")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--out", type=Path, help="the figures as JSON (the last round's)")
     parser.add_argument("--expected", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.deals:
+        for result in standalone(args.deals, args.rounds):
+            print(summary(result), flush=True)
+            if args.out:
+                args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        return 0
+    if args.config is None or args.out is None:
+        parser.error("give --deals N, or --config and --out")
     result = _probe(args.config, args.expected)
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -84,7 +93,7 @@ class MainWindow(QMainWindow):
 
         self._filter_timer = QTimer(self)
         self._filter_timer.setSingleShot(True)
-        self._filter_timer.setInterval(FILTER_DELAY_MS)
+        self._filter_timer.setInterval(0)  # raised to FILTER_DELAY_MS if refiltering gets slow
         self._filter_timer.timeout.connect(self._apply_filters)
         self._detail_timer = QTimer(self)
         self._detail_timer.setSingleShot(True)
@@ -496,6 +505,7 @@ class MainWindow(QMainWindow):
     # -- filters and counts --------------------------------------------------------------------------
     def _apply_filters(self) -> None:
         self._filter_timer.stop()
+        started = time.thread_time()
         selected = self.selected_deal_ids()
         current = self.deals_view.currentIndex()
         current_id = (
@@ -508,6 +518,11 @@ class MainWindow(QMainWindow):
         self.events_proxy.set_text(self.events_filter.text())
         self.events_proxy.set_status(self.events_status.currentData())
         self._update_counts()
+        # A keystroke waits for the filter timer. While refiltering is quick, the timer only
+        # gathers the keystrokes already queued (0 ms): a fixed pause would be added to every
+        # key's latency. Should refiltering get slow, typing is debounced again.
+        quick = time.thread_time() - started < 0.05
+        self._filter_timer.setInterval(0 if quick else FILTER_DELAY_MS)
 
     def focus_filter(self) -> None:
         edit = self.deals_filter if self.tabs.currentIndex() == 0 else self.events_filter
@@ -519,19 +534,28 @@ class MainWindow(QMainWindow):
             self._count_timer.start()
 
     def _reselect(self, deal_ids: list[int], current_id: int | None) -> None:
-        """Keep the selected deals selected across a filter change (the model resets)."""
+        """Keep the selected deals selected across a filter change (the model resets).
+
+        One selection of row ranges, so one ``selectionChanged`` however many rows."""
         model = self.controller.deals_model
-        selection = self.deals_view.selectionModel()
-        flags = (QItemSelectionModel.SelectionFlag.Select
-                 | QItemSelectionModel.SelectionFlag.Rows)
-        for deal_id in deal_ids:
-            row = model.row_of(deal_id)
-            if row is not None:
-                selection.select(self.deals_proxy.mapFromSource(model.index(row, 0)), flags)
+        proxy = self.deals_proxy
+        last = model.columnCount() - 1
+        rows = sorted({row for row in map(model.row_of, deal_ids) if row is not None})
+        ranges = QItemSelection()
+        start = 0
+        for i, row in enumerate(rows):
+            if i + 1 == len(rows) or rows[i + 1] != row + 1:  # the end of a run of rows
+                ranges.select(proxy.mapFromSource(model.index(rows[start], 0)),
+                              proxy.mapFromSource(model.index(row, last)))
+                start = i + 1
+        if not ranges.isEmpty():
+            self.deals_view.selectionModel().select(
+                ranges, QItemSelectionModel.SelectionFlag.Select
+                | QItemSelectionModel.SelectionFlag.Rows)
         row = model.row_of(current_id) if current_id is not None else None
         if row is not None:
-            selection.setCurrentIndex(
-                self.deals_proxy.mapFromSource(model.index(row, 0)),
+            self.deals_view.selectionModel().setCurrentIndex(
+                proxy.mapFromSource(model.index(row, 0)),
                 QItemSelectionModel.SelectionFlag.NoUpdate,
             )
 

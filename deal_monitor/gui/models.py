@@ -2,25 +2,30 @@
 
 Both models keep their rows in a Python list plus a dict from key (deal ID, event ID) to
 position, so an update from the core is one ``dataChanged`` and a new row one
-``beginInsertRows`` — never a reset per change. A whole snapshot (start-up, reload) is the
-only reset.
+``beginInsertRows`` — never a reset per change. A whole snapshot (start-up, reload) and a
+change of the deals filter are the only resets.
 
 Sorting 100,000 rows through ``QSortFilterProxyModel.lessThan`` calls back into Python about
-two million times (seconds); the deals model sorts its own list with precomputed keys instead
-(tens of milliseconds) and the proxy only filters. Header clicks reach the model through the
-proxy's ``sort``. While sorted, changed rows are put back in order by one layout change per
-batch of updates (throttled for very large tables).
+two million times (seconds), and filtering them through ``filterAcceptsRow`` 100,000 times
+(hundreds of milliseconds); the deals model does both itself, in bulk (tens of milliseconds
+to sort, a few to filter), behind an identity proxy. Header clicks reach the model through
+the proxy's ``sort``. While sorted, changed rows are put back in order by one layout change
+per batch of updates (throttled for very large tables).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from itertools import compress, groupby, repeat
+from operator import and_, attrgetter, contains, eq, itemgetter, or_
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QIdentityProxyModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -43,6 +48,15 @@ _RED = QBrush(QColor("#C62828"))
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_DEAL_ROLES = frozenset(
+    (_DISPLAY, _DECORATION, _TOOLTIP, _ALIGNMENT, _FOREGROUND, int(KEY_ROLE), int(SORT_ROLE))
+)
 
 
 class StageCatalog:
@@ -94,9 +108,20 @@ class StageCatalog:
 class DealsModel(QAbstractTableModel):
     """Every synced deal, keyed by deal ID; sorts and filters itself (see the module docstring).
 
-    ``_all`` holds every deal in sort order; the view sees ``_rows``, the ones the filter lets
-    through, in the same order. Filtering here, in one list comprehension, costs a few
-    milliseconds for 100,000 deals; a proxy's per-row Python callback costs hundreds.
+    Storage, all in sort order and aligned by position: ``_all`` the deals, ``_texts`` the
+    search key of each (``"<id> <title> "``, casefolded, built once when the row is stored)
+    and ``_stages`` its (pipeline, stage) pair, one shared tuple per stage. ``_pos`` maps a
+    deal ID to its position; ``_rows`` lists the positions the view shows, ascending (a
+    ``range`` while nothing is filtered out), so a deal's row is found by bisection and a
+    filter change builds no per-row index. Positions are the int objects of ``_ints`` (one
+    per row, shared by ``_pos`` and ``_rows``), not fresh ones per filter.
+
+    The search text of a deal is ``"<id> <title> <pipeline> <stage name> <stage ID>"``,
+    casefolded and matched as one string (a needle may run from the title into the pipeline
+    name), but the part after the title is kept once per stage: names arriving from the
+    portal rebuild a handful of strings, not 100,000. A filter is a few C-level passes
+    (``map``/``compress``) over the keys, a few milliseconds for 100,000 deals; a needle
+    that extends the previous one looks only at the rows already shown.
     """
 
     ID, TITLE, PIPELINE, STAGE, AMOUNT, CLOSE_DATE, MODIFIED, SYNCED, STATE = range(9)
@@ -107,11 +132,14 @@ class DealsModel(QAbstractTableModel):
         super().__init__(parent)
         self.catalog = catalog or StageCatalog()
         self._all: list[DealView] = []
-        self._all_pos: dict[int, int] = {}
-        self._known: dict[int, DealView] = {}
-        self._rows: list[DealView] = []
-        self._index: dict[int, int] = {}
-        self._search: dict[int, str] = {}
+        self._texts: list[str] = []
+        self._stages: list[tuple[int, str]] = []
+        self._pos: dict[int, int] = {}
+        self._ints: list[int] = []
+        self._rows: range | list[int] = range(0)
+        self._stage_keys: dict[tuple[int, str], tuple[int, str]] = {}
+        self._stage_texts: dict[tuple[int, str], str] = {}
+        self._plan: _NeedlePlan | None = None
         self._needle = ""
         self._state_filter: DealState | None = None
         self._sort_column = -1
@@ -128,14 +156,22 @@ class DealsModel(QAbstractTableModel):
         return 0 if parent.isValid() else self.COLUMN_COUNT
 
     def deal_at(self, row: int) -> DealView:
-        return self._rows[row]
+        return self._all[self._rows[row]]
 
     def row_of(self, deal_id: int) -> int | None:
         """The deal's row as the view sees it (None if unknown or filtered out)."""
-        return self._index.get(deal_id)
+        pos = self._pos.get(deal_id)
+        if pos is None:
+            return None
+        rows = self._rows
+        if isinstance(rows, range):
+            return pos if pos < len(rows) else None
+        row = bisect_left(rows, pos)
+        return row if row < len(rows) and rows[row] == pos else None
 
     def deal(self, deal_id: int) -> DealView | None:
-        return self._known.get(deal_id)
+        pos = self._pos.get(deal_id)
+        return None if pos is None else self._all[pos]
 
     def deals(self) -> list[DealView]:
         """Every deal, filtered out or not, in sort order."""
@@ -149,16 +185,20 @@ class DealsModel(QAbstractTableModel):
     def load(self, deals: Sequence[DealView]) -> None:
         """Replace everything with a snapshot (one reset; start-up and reloads only)."""
         self.beginResetModel()
-        self._all = []  # let the old list go before the new one is built
-        self._rows = []
-        self._search.clear()
-        self._all = list(deals)
-        self._known = {d.id: d for d in self._all}
+        # let the old rows go before the new ones are built
+        self._all, self._texts, self._stages, self._pos = [], [], [], {}
+        self._rows = range(0)
+        self._stage_keys.clear()
+        self._plan = None
+        rows = list(deals)
         if self._sort_column >= 0:
-            self._all.sort(key=self._key_func(), reverse=self._descending)
-        self._all_pos = {d.id: i for i, d in enumerate(self._all)}
-        self._rows = self._visible()
-        self._reindex()
+            self._sort_deals(rows)
+        self._all = rows
+        self._texts = list(map(_deal_text, rows))
+        self._stages = list(map(self._stage_key, rows))
+        self._grow_ints(len(rows))
+        self._pos = dict(zip(map(_DEAL_ID, rows), self._ints, strict=False))
+        self._rows = self._select(range(len(rows)))
         self.endResetModel()
 
     def upsert(self, deal: DealView) -> None:
@@ -169,64 +209,85 @@ class DealsModel(QAbstractTableModel):
         rows that stop (or start) matching the filter leave (or join) the view."""
         key = self._key_func() if self._sort_column >= 0 else None
         order_changed = False
-        shown: list[DealView] = []
-        hidden: list[int] = []
+        shown: dict[int, None] = {}  # positions of deals joining the view, in arrival order
+        hidden: set[int] = set()
         for deal in deals:
-            old = self._known.get(deal.id)
-            if old is not None and deal.synced_at < old.synced_at:
-                continue  # an older reading arriving late
-            self._known[deal.id] = deal
-            self._search.pop(deal.id, None)
-            if old is None:
-                self._all_pos[deal.id] = len(self._all)
+            pos = self._pos.get(deal.id)
+            if pos is None:
+                self._grow_ints(len(self._all) + 1)
+                pos = self._pos[deal.id] = self._ints[len(self._all)]
                 self._all.append(deal)
+                self._texts.append(_deal_text(deal))
+                self._stages.append(self._stage_key(deal))
                 order_changed = order_changed or key is not None
-            else:
-                self._all[self._all_pos[deal.id]] = deal
-                if key is not None and key(old) != key(deal):
-                    order_changed = True
-            row = self._index.get(deal.id)
-            matches = self._matches(deal)
+                if self._matches_at(pos):
+                    shown[pos] = None
+                continue
+            old = self._all[pos]
+            if deal.synced_at < old.synced_at:
+                continue  # an older reading arriving late
+            self._all[pos] = deal
+            if deal.title != old.title:
+                self._texts[pos] = _deal_text(deal)
+            if (deal.category_id, deal.stage_id) != self._stages[pos]:
+                self._stages[pos] = self._stage_key(deal)
+            if key is not None and key(old) != key(deal):
+                order_changed = True
+            matches = self._matches_at(pos)
+            row = self.row_of(deal.id)
             if row is not None and matches:
-                self._rows[row] = deal
+                hidden.discard(row)  # (left earlier in this batch, and came back)
                 self.dataChanged.emit(self.index(row, 0), self.index(row, self.COLUMN_COUNT - 1))
             elif row is not None:
-                hidden.append(row)
+                hidden.add(row)
             elif matches:
-                if any(n.id == deal.id for n in shown):
-                    shown = [deal if n.id == deal.id else n for n in shown]
-                else:
-                    shown.append(deal)
-        for row in sorted(set(hidden), reverse=True):
-            self.beginRemoveRows(QModelIndex(), row, row)
-            del self._rows[row]
-            self.endRemoveRows()
+                shown[pos] = None
+            else:
+                shown.pop(pos, None)  # joined earlier in this batch, and left again
         if hidden:
-            self._reindex()
+            rows = self._rows
+            assert isinstance(rows, list)  # nothing is hidden while nothing is filtered out
+            for row in sorted(hidden, reverse=True):
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del rows[row]
+                self.endRemoveRows()
         if shown:
-            first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(shown) - 1)
-            for offset, deal in enumerate(shown):
-                self._rows.append(deal)
-                self._index[deal.id] = first + offset
-            self.endInsertRows()
+            self._show(sorted(shown))
             order_changed = order_changed or key is not None
         if order_changed:
             self._schedule_resort()
 
+    def _show(self, positions: list[int]) -> None:
+        """Insert rows for these positions (ascending), each run at its place in the view."""
+        rows = self._rows
+        if isinstance(rows, range):  # nothing filtered out: only new deals join, at the end
+            self.beginInsertRows(QModelIndex(), len(rows), len(rows) + len(positions) - 1)
+            self._rows = range(len(self._all))
+            self.endInsertRows()
+            return
+        inserted = 0
+        places = [bisect_left(rows, pos) for pos in positions]  # before any insertion
+        for place, run in groupby(zip(places, positions, strict=True), key=itemgetter(0)):
+            run_positions = [pos for _place, pos in run]
+            first = place + inserted
+            self.beginInsertRows(QModelIndex(), first, first + len(run_positions) - 1)
+            rows[first:first] = run_positions
+            self.endInsertRows()
+            inserted += len(run_positions)
+
     def mark_failed(self, deal_id: int, error: str) -> None:
         """A sync of a deal we show failed: show it as failed until the next good sync."""
-        old = self._known.get(deal_id)
+        old = self.deal(deal_id)
         if old is None:
             return
         self.upsert_many([dataclasses.replace(old, state=DealState.FAILED, error=error)])
 
     def catalog_changed(self) -> None:
         """Pipeline/stage names arrived: repaint those columns (and re-sort if sorted by them)."""
-        self._search.clear()
-        if self._needle:
-            self._refilter()
-        elif self._rows:
+        self._stage_texts.clear()
+        self._plan = None
+        reset = bool(self._needle) and self._refilter(self._select(range(len(self._all))))
+        if not reset and self._rows:
             self.dataChanged.emit(
                 self.index(0, self.PIPELINE), self.index(len(self._rows) - 1, self.STAGE)
             )
@@ -240,8 +301,19 @@ class DealsModel(QAbstractTableModel):
                 self.index(0, 0), self.index(len(self._rows) - 1, self.COLUMN_COUNT - 1)
             )
 
-    def _reindex(self) -> None:
-        self._index = {deal.id: row for row, deal in enumerate(self._rows)}
+    def _stage_key(self, deal: DealView) -> tuple[int, str]:
+        """The deal's (pipeline, stage): one shared tuple per stage."""
+        key = (deal.category_id, deal.stage_id)
+        found = self._stage_keys.get(key)
+        if found is None:
+            found = self._stage_keys[key] = key
+            self._plan = None  # a stage the current needle was not matched against
+        return found
+
+    def _grow_ints(self, count: int) -> None:
+        have = len(self._ints)
+        if have < count:
+            self._ints.extend(range(have, max(count, have + have // 8 + 16)))
 
     # -- sorting -------------------------------------------------------------------------------
     @property
@@ -274,38 +346,66 @@ class DealsModel(QAbstractTableModel):
             return
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
-        kept = [(self._rows[i.row()].id, i.column()) for i in persistent]
-        key = self._key_func()
-        self._all.sort(key=key, reverse=self._descending)
-        self._all_pos = {d.id: i for i, d in enumerate(self._all)}
-        self._rows.sort(key=key, reverse=self._descending)
-        self._reindex()
+        kept = [(self.deal_at(i.row()).id, i.column()) for i in persistent]
+        order = self._ints[: len(self._all)]  # old positions, to be put in the new order
+        self._sort_deals(order, self._all.__getitem__)
+        shown = None if isinstance(self._rows, range) else set(self._rows)
+        self._all = list(map(self._all.__getitem__, order))
+        self._texts = list(map(self._texts.__getitem__, order))
+        self._stages = list(map(self._stages.__getitem__, order))
+        self._pos = dict(zip(map(_DEAL_ID, self._all), self._ints, strict=False))
+        if shown is not None:
+            self._rows = list(compress(self._ints, map(shown.__contains__, order)))
         self.changePersistentIndexList(
-            persistent, [self.index(self._index[deal_id], col) for deal_id, col in kept]
+            persistent, [self.index(self.row_of(deal_id), col) for deal_id, col in kept]
         )
         self.layoutChanged.emit()
 
-    def _key_func(self) -> Callable[[DealView], Any]:
+    def _sort_deals(self, items: list, deal_of: Callable[[Any], DealView] | None = None) -> None:
+        """Sort ``items`` (deals, or what ``deal_of`` turns into deals) by the sort column,
+        ties by deal ID: two stable passes on plain keys, not one on a tuple per row (the
+        tuples would be tens of megabytes for 100,000 rows, and the heap keeps them)."""
+        def by(key: Callable[[DealView], Any]) -> Callable[[Any], Any]:
+            return key if deal_of is None else lambda item: key(deal_of(item))
+
+        items.sort(key=by(_DEAL_ID), reverse=self._descending)
+        primary = self._primary_key()
+        if primary is not None:
+            items.sort(key=by(primary), reverse=self._descending)
+
+    def _primary_key(self) -> Callable[[DealView], Any] | None:
+        """The sort column's key without the deal ID (None when sorted by the ID itself)."""
         column = self._sort_column
         catalog = self.catalog
         if column == self.TITLE:
-            return lambda d: (d.title.casefold(), d.id)
+            return lambda d: d.title.casefold()
         if column == self.PIPELINE:
-            return lambda d: (catalog.pipeline_rank(d.category_id), d.id)
+            pipelines: dict[int, tuple[int, int]] = {}
+            return lambda d: pipelines.get(d.category_id) or pipelines.setdefault(
+                d.category_id, catalog.pipeline_rank(d.category_id))
         if column == self.STAGE:
-            return lambda d: (catalog.stage_rank(d.stage_id), d.id)
+            stages: dict[str, tuple[int, int, str]] = {}
+            return lambda d: stages.get(d.stage_id) or stages.setdefault(
+                d.stage_id, catalog.stage_rank(d.stage_id))
         if column == self.AMOUNT:
-            return lambda d: (d.amount, d.id)
+            return attrgetter("amount")
         if column == self.CLOSE_DATE:
-            return lambda d: (d.close_date or date.min, d.id)
+            return lambda d: d.close_date or date.min
         if column == self.MODIFIED:
-            return lambda d: (_stamp(d.date_modify), d.id)
+            return lambda d: _stamp(d.date_modify)
         if column == self.SYNCED:
-            return lambda d: (_stamp(d.synced_at), d.id)
+            return _SYNCED_AT  # always set and timezone-aware (upserts compare it, too)
         if column == self.STATE:
             order = {s: i for i, s in enumerate(DealState)}
-            return lambda d: (order.get(d.state, 99), d.id)
-        return lambda d: d.id
+            return lambda d: order.get(d.state, 99)
+        return None
+
+    def _key_func(self) -> Callable[[DealView], Any]:
+        """The full sort key of a deal: (the column's key, deal ID)."""
+        primary = self._primary_key()
+        if primary is None:
+            return _DEAL_ID
+        return lambda d: (primary(d), d.id)
 
     # -- filtering --------------------------------------------------------------------------------
     @property
@@ -314,46 +414,114 @@ class DealsModel(QAbstractTableModel):
 
     def set_filter(self, needle: str, state: DealState | None) -> None:
         """Show only deals whose ID, title, pipeline or stage contains ``needle`` (and in
-        ``state``); one reset of the view, the selection is the caller's to restore."""
+        ``state``); one reset of the view at most, the selection is the caller's to restore."""
         needle = needle.strip().casefold()
         if (needle, state) == (self._needle, self._state_filter):
             return
+        # the new filter lets through a subset of the shown rows when its needle contains the
+        # old one and the state filter did not widen; looking only at those pays off when
+        # they are few (picking them out costs more than it saves while most are shown)
+        narrower = self._needle in needle and self._state_filter in (None, state)
+        few = len(self._rows) <= len(self._all) // 2
+        candidates = self._rows if narrower and few else range(len(self._all))
         self._needle, self._state_filter = needle, state
-        self._refilter()
+        self._plan = None
+        self._refilter(self._select(candidates))
 
-    def _refilter(self) -> None:
-        self.beginResetModel()
-        self._rows = self._visible()
-        self._reindex()
-        self.endResetModel()
-
-    def _visible(self) -> list[DealView]:
-        if not self.filtering:
-            return list(self._all)
-        return [d for d in self._all if self._matches(d)]
-
-    def _matches(self, deal: DealView) -> bool:
-        if self._state_filter is not None and deal.state != self._state_filter:
+    def _refilter(self, rows: range | list[int]) -> bool:
+        """Show these rows: one reset, or none when the same rows stay shown (typing into a
+        filter that still lets everything through changes nothing the view shows, and a reset
+        costs the view work in proportion to the rows). Returns whether the view was reset."""
+        old = self._rows
+        if len(rows) == len(old) and (
+            isinstance(rows, range) or isinstance(old, range) or rows == old
+        ):  # (a range is every row, and so is any list as long as every row)
+            self._rows = rows
             return False
-        return not self._needle or self._needle in self._search_of(deal)
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+        return True
 
-    def _search_of(self, deal: DealView) -> str:
-        text = self._search.get(deal.id)
+    def _select(self, candidates: range | list[int]) -> range | list[int]:
+        """The positions among ``candidates`` (ascending) that the filter lets through."""
+        if not self.filtering:
+            return range(len(self._all))
+        everything = isinstance(candidates, range) and len(candidates) == len(self._all)
+        positions = self._ints if everything else candidates
+
+        def column(values: list) -> list:
+            return values if everything else list(map(values.__getitem__, candidates))
+
+        mask: Iterable[Any] | None = None
+        if self._needle:
+            plan = self._needle_plan()
+            if not plan.everywhere:
+                texts = column(self._texts)
+                mask = map(contains, texts, repeat(self._needle))
+                if plan.stages or plan.spans:
+                    stages = column(self._stages)
+                    if plan.stages:
+                        mask = map(or_, mask, map(plan.stages.__contains__, stages))
+                    for head, across in plan.spans:
+                        mask = map(or_, mask, map(and_, map(str.endswith, texts, repeat(head)),
+                                                  map(across.__contains__, stages)))
+        if self._state_filter is not None:
+            states = map(_DEAL_STATE, column(self._all))
+            in_state = map(eq, states, repeat(self._state_filter))
+            mask = in_state if mask is None else map(and_, mask, in_state)
+        if mask is None:
+            return list(positions[: len(self._all)])
+        return list(compress(positions, mask))
+
+    def _matches_at(self, pos: int) -> bool:
+        if self._state_filter is not None and self._all[pos].state != self._state_filter:
+            return False
+        if not self._needle:
+            return True
+        plan = self._needle_plan()
+        text, stage = self._texts[pos], self._stages[pos]
+        return (
+            plan.everywhere
+            or self._needle in text
+            or stage in plan.stages
+            or any(text.endswith(head) and stage in across for head, across in plan.spans)
+        )
+
+    def _needle_plan(self) -> _NeedlePlan:
+        """Where the needle meets the per-stage part of the search text (worked out once per
+        needle, catalog and set of stages)."""
+        if self._plan is None:
+            needle = self._needle
+            texts = {key: self._stage_text(key) for key in self._stage_keys}
+            stages = {key for key, text in texts.items() if needle in text}
+            spans = []
+            for cut in range(1, len(needle)):
+                if needle[cut - 1] != " ":
+                    continue  # a deal's part ends with a space: so must the needle's head
+                tail = needle[cut:]
+                across = {key for key, text in texts.items() if text.startswith(tail)} - stages
+                if across:
+                    spans.append((needle[:cut], frozenset(across)))
+            everywhere = bool(texts) and len(stages) == len(texts)
+            self._plan = _NeedlePlan(frozenset(stages), tuple(spans), everywhere)
+        return self._plan
+
+    def _stage_text(self, key: tuple[int, str]) -> str:
+        text = self._stage_texts.get(key)
         if text is None:
+            category_id, stage_id = key
             text = " ".join(
-                (
-                    str(deal.id),
-                    deal.title,
-                    self.catalog.pipeline_name(deal.category_id),
-                    self.catalog.stage_name(deal.stage_id),
-                    deal.stage_id,
-                )
+                (self.catalog.pipeline_name(category_id), self.catalog.stage_name(stage_id),
+                 stage_id)
             ).casefold()
-            self._search[deal.id] = text
+            self._stage_texts[key] = text
         return text
 
     def search_text(self, row: int) -> str:
-        return self._search_of(self._rows[row])
+        """What the filter looks in for this row: ID, title, pipeline, stage name and ID."""
+        pos = self._rows[row]
+        return self._texts[pos] + self._stage_text(self._stages[pos])
 
     # -- presentation -------------------------------------------------------------------------------
     def headerData(
@@ -393,33 +561,33 @@ class DealsModel(QAbstractTableModel):
         return titles[section] if 0 <= section < len(titles) else ""
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        # called for every role of every painted cell: plain int roles, the unused ones first
+        role = int(role)
+        if role not in _DEAL_ROLES or not index.isValid():
             return None
-        deal = self._rows[index.row()]
+        deal = self._all[self._rows[index.row()]]
         column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             return self._display(deal, column)
-        if role == Qt.ItemDataRole.DecorationRole:
-            if column == self.STAGE:
-                return icons.swatch(self.catalog.stage_color(deal.stage_id))
-            if column == self.STATE:
-                return icons.state_icon(deal.state)
-            return None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(deal, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
+        if role == _ALIGNMENT:
             return _ALIGN_RIGHT if column in (self.ID, self.AMOUNT) else _ALIGN_LEFT
-        if role == Qt.ItemDataRole.ForegroundRole:
+        if role == _FOREGROUND:
             if deal.state == DealState.FAILED and column == self.STATE:
                 return _RED
             if deal.state in (DealState.DELETED, DealState.SKIPPED):
                 return _GREY
             return None
+        if role == _DECORATION:
+            if column == self.STAGE:
+                return icons.swatch(self.catalog.stage_color(deal.stage_id))
+            if column == self.STATE:
+                return icons.state_icon(deal.state)
+            return None
+        if role == _TOOLTIP:
+            return self._tooltip(deal, column)
         if role == KEY_ROLE:
             return deal.id
-        if role == SORT_ROLE:
-            return str(self._key_func()(deal))
-        return None
+        return str(self._key_func()(deal))  # SORT_ROLE
 
     def _display(self, deal: DealView, column: int) -> str:
         if column == self.ID:
@@ -454,6 +622,27 @@ class DealsModel(QAbstractTableModel):
 
 def _stamp(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else float("-inf")
+
+
+_DEAL_ID = attrgetter("id")
+_DEAL_STATE = attrgetter("state")
+_SYNCED_AT = attrgetter("synced_at")
+
+
+def _deal_text(deal: DealView) -> str:
+    """The per-deal part of the search text; the stage's part follows it."""
+    return f"{deal.id} {deal.title} ".casefold()
+
+
+class _NeedlePlan(NamedTuple):
+    """Where a needle meets the per-stage part of the search text ``"<id> <title> " + stage``:
+    ``stages`` hold it in their own part; for ``(head, stages)`` in ``spans`` it starts in the
+    deal's part (which ends with ``head``) and runs on into the stage's; ``everywhere``: every
+    known stage holds it, so every deal matches."""
+
+    stages: frozenset[tuple[int, str]]
+    spans: tuple[tuple[str, frozenset[tuple[int, str]]], ...]
+    everywhere: bool
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -662,9 +851,14 @@ def _refilter(proxy: QSortFilterProxyModel) -> None:
     proxy.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
 
-class DealsProxy(QSortFilterProxyModel):
+class DealsProxy(QIdentityProxyModel):
     """Hands sorting and filtering to ``DealsModel`` (which does both in bulk); the view and
-    its selection work through this proxy as usual."""
+    its selection work through this proxy as usual.
+
+    An identity proxy, not a ``QSortFilterProxyModel``: with nothing left for the proxy to
+    sort or filter, the latter would still rebuild a row mapping of every row on each filter
+    change and, for every cell painted, ask the model for its row and column counts (Python
+    calls from C++)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)

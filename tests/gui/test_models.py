@@ -20,6 +20,8 @@ from deal_monitor.gui.models import (
 )
 from deal_monitor.model import DealState, DealView, EventRecord, EventStatus, Source
 
+from .conftest import WAIT_MS
+
 pytestmark = pytest.mark.gui
 
 NOW = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
@@ -317,3 +319,200 @@ def test_deal_view_copy_is_a_new_reading(qapp):
     model.load([original])
     model.upsert(dataclasses.replace(original, state=DealState.DELETED))
     assert model.index(0, DealsModel.STATE).data() == "deleted in the portal"
+
+
+# -- filtering: the whole search text, as the user types --------------------------------------
+
+MANY_TITLES = ["Steel racks", "Ventilation", "Powder coating", "Steel doors", "Racks, painted",
+               "Сделка №5", "СТАЛЬНЫЕ стеллажи", "straße"]
+MANY_STAGES = [(1, "C1:EXECUTING"), (1, "C1:NEW"), (0, "NEW"), (0, "WON"), (7, "C7:UNKNOWN")]
+MANY_STATES = [DealState.SYNCED, DealState.SYNCED, DealState.SKIPPED, DealState.FAILED]
+
+
+def many_deals(count: int = 240) -> list[DealView]:
+    out = []
+    for i in range(1, count + 1):
+        category_id, stage_id = MANY_STAGES[i % len(MANY_STAGES)]
+        out.append(deal(i, title=f"{MANY_TITLES[i % len(MANY_TITLES)]} {i % 13}",
+                        category_id=category_id, stage_id=stage_id,
+                        state=MANY_STATES[i % len(MANY_STATES)],
+                        synced_at=NOW + timedelta(seconds=i % 17)))
+    return out
+
+
+def expected_ids(deals, catalog: StageCatalog, needle: str, state=None) -> list[int]:
+    """What the filter must show, straight from its definition: the needle in
+    "<id> <title> <pipeline> <stage name> <stage ID>", casefolded (in the model's order)."""
+    needle = needle.strip().casefold()
+    return [
+        d.id for d in deals
+        if (state is None or d.state == state)
+        and needle in " ".join((str(d.id), d.title, catalog.pipeline_name(d.category_id),
+                                catalog.stage_name(d.stage_id), d.stage_id)).casefold()
+    ]
+
+
+def shown_ids(model: DealsModel) -> list[int]:
+    return [model.deal_at(r).id for r in range(model.rowCount())]
+
+
+def test_search_text_is_id_title_pipeline_and_stage(qapp):
+    model = DealsModel(StageCatalog(PIPELINES))
+    model.load([deal(31, title="Powder Coating")])
+    assert model.search_text(0) == "31 powder coating production in production c1:executing"
+
+
+def test_typing_and_deleting_match_the_whole_search_text(qapp):
+    """Every prefix typed, then deleted again, with and without a state filter: the rows shown
+    are exactly those whose search text holds the needle, including needles that run from
+    the title into the pipeline name, stage names, stage IDs and IDs."""
+    catalog = StageCatalog(PIPELINES)
+    model = DealsModel(catalog)
+    proxy = DealsProxy()
+    proxy.setSourceModel(model)
+    model.load(many_deals())
+    everything = shown_ids(model)
+    queries = ["steel racks 1", "racks 4 production", "3 general won", "in production c1:ex",
+               "сделка №5 1", "стальные", "STRASSE", "won", "c7:unknown", "#7", "12 ", " "]
+    for state in (None, DealState.SYNCED, DealState.FAILED):
+        proxy.set_state(state)
+        for query in queries:
+            typed = [query[:n] for n in range(1, len(query) + 1)]
+            for text in typed + typed[::-1][1:]:
+                proxy.set_text(text)
+                assert shown_ids(model) == expected_ids(model.deals(), catalog, text, state), text
+                assert proxy.rowCount() == model.rowCount()
+        proxy.set_text("")
+    proxy.set_state(None)
+    assert shown_ids(model) == everything and not model.filtering
+
+
+def test_rows_and_keys_agree_while_filtered(qapp):
+    model = DealsModel(StageCatalog(PIPELINES))
+    model.load(many_deals())
+    model.set_filter("steel", None)
+    for row in range(model.rowCount()):
+        found = model.deal_at(row)
+        assert model.row_of(found.id) == row
+        assert "steel" in model.search_text(row)
+    hidden = next(d for d in model.deals() if "steel" not in d.title.casefold())
+    assert model.row_of(hidden.id) is None and model.deal(hidden.id) == hidden
+    assert model.row_of(10_000) is None and model.deal(10_000) is None
+
+
+def test_stage_names_arriving_refilter(qapp):
+    catalog = StageCatalog()
+    model = DealsModel(catalog)
+    model.load([deal(1, title="Steel racks"), deal(2, stage_id="NEW", category_id=0)])
+    model.set_filter("in production", None)
+    assert model.rowCount() == 0  # no names yet: the stage is only "C1:EXECUTING"
+    catalog.set(PIPELINES)
+    model.catalog_changed()
+    assert shown_ids(model) == [1]
+    model.set_filter("steel racks production", None)  # title, then the pipeline's name
+    assert shown_ids(model) == [1]
+
+
+def test_updates_while_filtered_keep_the_view_consistent(qapp):
+    catalog = StageCatalog(PIPELINES)
+    model = DealsModel(catalog)
+    proxy = DealsProxy()
+    proxy.setSourceModel(model)
+    model.load(many_deals())
+    proxy.set_text("steel")
+    later = NOW + timedelta(minutes=1)
+    model.upsert_many([
+        deal(2, title="Steel beams", synced_at=later),  # joins
+        deal(1, title="Wooden racks", synced_at=later),  # leaves
+        deal(500, title="Steel, new"),  # a new deal that matches
+        deal(501, title="Glass"),  # a new deal that does not
+        deal(502, title="Steel wire"),  # joins with this batch...
+        deal(502, title="Copper wire", synced_at=later),  # ...and leaves it again
+        deal(3, title="Powder", stage_id="C1:NEW", synced_at=later),
+        deal(8, title="Glass", synced_at=later),  # leaves with this batch...
+        deal(8, title="Steel glass", synced_at=later),  # ...and comes back
+    ])
+    assert shown_ids(model) == expected_ids(model.deals(), catalog, "steel")
+    assert model.total == 243 and 500 in shown_ids(model) and 502 not in shown_ids(model)
+    assert 8 in shown_ids(model)
+    for text in ("steel ", "steel b", "steel"):  # narrowing (few rows shown) and back
+        proxy.set_text(text)
+        assert shown_ids(model) == expected_ids(model.deals(), catalog, text)
+    proxy.set_text("")
+    assert shown_ids(model) == [d.id for d in model.deals()]
+
+
+def test_sorting_breaks_ties_by_id_both_ways_and_keeps_the_filter(qapp):
+    model = DealsModel(StageCatalog(PIPELINES))
+    model.load([deal(i, amount=Decimal(i % 3), title=f"Deal {i} {'odd' if i % 2 else 'even'}")
+                for i in range(1, 10)])
+    model.sort(DealsModel.AMOUNT, Qt.SortOrder.AscendingOrder)
+    assert shown_ids(model) == [3, 6, 9, 1, 4, 7, 2, 5, 8]
+    model.sort(DealsModel.AMOUNT, Qt.SortOrder.DescendingOrder)
+    assert shown_ids(model) == [8, 5, 2, 7, 4, 1, 9, 6, 3]
+    model.set_filter("odd", None)
+    model.sort(DealsModel.AMOUNT, Qt.SortOrder.AscendingOrder)
+    assert shown_ids(model) == [3, 9, 1, 7, 5]
+    model.sort(DealsModel.SYNCED, Qt.SortOrder.DescendingOrder)  # all equal: by ID
+    assert shown_ids(model) == [9, 7, 5, 3, 1]
+    assert [model.row_of(i) for i in (9, 1, 2)] == [0, 4, None]
+
+
+def test_window_filter_keeps_selection_counts_and_live_rows(qtbot, app_window):
+    controller, window = app_window
+    model = controller.deals_model
+    model.load([deal(i, title=f"Order {i}") for i in range(1, 11)])
+    view, selection = window.deals_view, window.deals_view.selectionModel()
+    window._reselect([3, 7], 7)  # select as the user would: rows of deals 3 and 7, 7 current
+    assert sorted(window.selected_deal_ids()) == [3, 7]
+
+    window.deals_filter.setText("order 7")  # typed: the filter timer applies it
+    qtbot.waitUntil(lambda: window.deals_proxy.rowCount() == 1, timeout=WAIT_MS)
+    assert window.selected_deal_ids() == [7]
+    assert model.deal_at(window.deals_proxy.mapToSource(view.currentIndex()).row()).id == 7
+    assert window.deals_count.text() == "1 of 10 deals"
+    # a quick refilter is not held back: the timer only gathers keys already typed
+    assert window._filter_timer.interval() == 0
+
+    model.upsert(deal(3, title="Order 77", synced_at=NOW + timedelta(seconds=1)))  # joins live
+    assert sorted(window.selected_deal_ids()) == [7] and window.deals_proxy.rowCount() == 2
+    qtbot.waitUntil(lambda: window.deals_count.text() == "2 of 10 deals", timeout=WAIT_MS)
+
+    window.retranslate()
+    assert window.deals_proxy.rowCount() == 2 and window.selected_deal_ids() == [7]
+
+    selection.clearSelection()
+    window._reselect(list(range(1, 11)), None)  # every deal: shown ones selected, as one range
+    assert sorted(window.selected_deal_ids()) == [3, 7]
+
+    window.deals_filter.clear()
+    qtbot.waitUntil(lambda: window.deals_proxy.rowCount() == 10, timeout=WAIT_MS)
+    assert sorted(window.selected_deal_ids()) == [3, 7]
+    assert window.deals_count.text() == "10 deals"
+
+
+def test_filter_resets_the_view_only_when_the_rows_change(qapp):
+    model = DealsModel(StageCatalog(PIPELINES))
+    model.load([deal(i, title=f"Order {i}") for i in range(1, 41)])
+    spy = Spy(model)
+    for text in ("o", "or", "order"):  # every deal still matches: the view has nothing to redo
+        model.set_filter(text, None)
+    assert spy.resets == 0 and model.filtering and model.rowCount() == 40
+    model.set_filter("order 1", None)
+    assert spy.resets == 1 and shown_ids(model) == [1] + list(range(10, 20))
+    model.set_filter("order", None)
+    assert spy.resets == 2 and model.rowCount() == 40
+    model.set_filter("", None)
+    assert spy.resets == 2 and not model.filtering and model.row_of(40) == 39
+
+
+def test_stage_names_arriving_repaint_a_filtered_view(qapp):
+    catalog = StageCatalog()
+    model = DealsModel(catalog)
+    model.load([deal(1, title="Steel racks"), deal(2, title="Steel doors")])
+    model.set_filter("steel", None)
+    spy = Spy(model)
+    catalog.set(PIPELINES)
+    model.catalog_changed()  # the same rows stay shown: no reset, but the names repaint
+    assert spy.resets == 0 and spy.changed
+    assert model.index(0, DealsModel.STAGE).data() == "In production"
