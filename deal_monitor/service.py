@@ -345,6 +345,7 @@ class Monitor:
                 max_attempts=self.settings.sync.max_attempts,
             ),
             on_pass=self._on_pass,
+            on_anomaly=self.anomalies.note,
         )
         self.reconciler = Reconciler(
             self.client,
@@ -763,19 +764,34 @@ class Monitor:
                     eta = elapsed / progress.done * max(0, total - progress.done)
                 sink.progress_changed(Progress("resync", progress.done, total, eta_seconds=eta))
 
-        reconciler = Reconciler(
-            self.client, self.state, _ProgressSink(sink),
-            on_queued=self.worker.wake if self.worker else None,
-        )
+        from .bitrix.throttle import Cancelled
+        from .sync.resync import FullResync
+
         try:
-            result = reconciler.run(
-                full=True, cancel=self._job_cancel, job="resync", cursor_key=RESYNC_CURSOR,
-                expected=total,
-            )
+            if self.worker is not None:
+                # each listed page goes straight to the target, in bulk (sync/resync.py)
+                result = FullResync(
+                    self.client, self.state, self.worker, lambda: self._stage_filter,
+                    _ProgressSink(sink), cursor_key=RESYNC_CURSOR, on_queued=self.worker.wake,
+                    on_page=self._on_pass,
+                ).run(cancel=self._job_cancel, expected=total)
+            else:
+                result = Reconciler(self.client, self.state, _ProgressSink(sink)).run(
+                    full=True, cancel=self._job_cancel, job="resync", cursor_key=RESYNC_CURSOR,
+                    expected=total,
+                )
         except (BitrixError, TargetError) as exc:
             sink.progress_changed(Progress("resync", 0, total, finished=True, error=str(exc)))
             return
-        cancelled = self._job_cancel.is_set()
+        except Cancelled:  # the app is stopping; the cursor keeps what was done
+            sink.progress_changed(Progress("resync", 0, total, finished=True, cancelled=True))
+            return
+        except Exception as exc:  # the progress bar must not wait forever for a crashed job
+            log.exception("full resync failed")
+            sink.progress_changed(Progress("resync", 0, total, finished=True,
+                                           error=f"internal error: {type(exc).__name__}"))
+            return
+        cancelled = getattr(result, "cancelled", self._job_cancel.is_set())
         sink.progress_changed(
             Progress("resync", result.listed, total, finished=True, cancelled=cancelled)
         )

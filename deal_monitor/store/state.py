@@ -35,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -170,6 +171,33 @@ def fields_hash(fields: dict) -> str:
     """
     canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+_RESYNC_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _resync_statements(dialect: str) -> tuple[Any, Any]:
+    """The full resync's two bulk statements, built once per dialect: the snapshot upsert that
+    never replaces a newer DATE_MODIFY nor a snapshot synced after the page was listed, and
+    the timeline insert."""
+    if dialect not in _RESYNC_STATEMENTS:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = (postgresql if dialect == "postgresql" else sqlite).insert(deal_state)
+        columns = [c.name for c in deal_state.columns if c.name != "deal_id"]
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[deal_state.c.deal_id],
+            set_={name: stmt.excluded[name] for name in columns},
+            where=and_(
+                deal_state.c.synced_at < bindparam("listed_at", type_=DateTime()),
+                or_(
+                    deal_state.c.date_modify.is_(None),
+                    stmt.excluded.date_modify >= deal_state.c.date_modify,
+                ),
+            ),
+        )
+        _RESYNC_STATEMENTS[dialect] = (upsert, insert(deal_history))
+    return _RESYNC_STATEMENTS[dialect]
 
 
 @dataclass(frozen=True)
@@ -729,6 +757,69 @@ class StateStore:
                 ):
                     found[r.deal_id] = (json.loads(r.fields or "{}"), bool(r.in_target))
         return found
+
+    # -- the full resync's direct path (sync/resync.py) ----------------------------------------
+    def resync_known(
+        self, first_id: int, last_id: int
+    ) -> tuple[dict[int, tuple[datetime | None, str, datetime | None, bool]], dict[int, datetime]]:
+        """What this DB holds for the deals of one listed page (IDs ``first_id..last_id``).
+
+        By deal: (DATE_MODIFY as naive UTC, hash of the raw fields, last sync, whether the
+        target has it); and, for deals with queued inbox rows, when the newest of them came
+        in. A listed page is an ID range, so these are two range reads rather than IN lists.
+        """
+        with self.engine.connect() as conn:
+            known = {
+                r[0]: (r[1], r[2], r[3], bool(r[4]))
+                for r in conn.execute(
+                    select(
+                        deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash,
+                        deal_state.c.synced_at, deal_state.c.in_target,
+                    ).where(deal_state.c.deal_id.between(first_id, last_id))
+                )
+            }
+            queued = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    select(inbox.c.deal_id, func.max(inbox.c.received_at))
+                    .where(
+                        and_(
+                            inbox.c.deal_id.between(first_id, last_id),
+                            inbox.c.status == "queued",
+                        )
+                    )
+                    .group_by(inbox.c.deal_id)
+                )
+            }
+        return known, queued
+
+    def record_resync(
+        self,
+        views: Sequence[dict[str, Any]],
+        history: Sequence[dict[str, Any]],
+        values: dict[str, str | None] | None = None,
+    ) -> None:
+        """One page of the full resync, after its target commit, in one transaction.
+
+        ``views``: complete ``deal_state`` rows plus ``listed_at``, when the page's request
+        started; a stored snapshot is kept when it was synced after that (a pass read the deal
+        meanwhile) or holds a newer DATE_MODIFY. ``history``: complete ``deal_history`` rows.
+        ``values``: key/values to set with them (the resume cursor), so the cursor moves only
+        with the bookkeeping of the page it covers. Rows go to the driver's executemany
+        (``target.execute_many``): a page is thousands of rows.
+        """
+        from .target import execute_many
+
+        upsert, add_history = _resync_statements(self.engine.dialect.name)
+        with self._write() as conn:
+            if views:
+                execute_many(conn, upsert, views)
+            if history:
+                execute_many(conn, add_history, history)
+            for key, value in (values or {}).items():
+                conn.execute(delete(kv).where(kv.c.key == key))
+                if value is not None:
+                    conn.execute(insert(kv).values(key=key, value=value))
 
     def offline_rows(self, process_id: str) -> list[tuple[str, str]]:
         """(message id, status) of the inbox rows that came from one offline reservation."""

@@ -14,7 +14,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from ..model import (
     EventSink,
     EventStatus,
     FieldChange,
+    Source,
     SyncOutcome,
 )
 from ..store.state import InboxRow, OutcomeWrite, StateStore
@@ -113,6 +115,7 @@ class SyncWorker:
         sink: EventSink,
         options: WorkerOptions,
         on_pass: Callable[[str], None] | None = None,
+        on_anomaly: Callable[[str, str], None] | None = None,
     ) -> None:
         self.state = state
         self.target = target
@@ -121,6 +124,7 @@ class SyncWorker:
         self.sink = sink
         self.options = options
         self.on_pass = on_pass or (lambda error: None)
+        self.on_anomaly = on_anomaly or (lambda kind, detail: None)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -160,6 +164,17 @@ class SyncWorker:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[TargetWriter]:
+        """Keep passes out while the caller writes (the full resync's direct path).
+
+        No pass is between its read of a deal and its commit while this is held, so the
+        caller's checks of the inbox and the snapshots hold until its own commit. Yields the
+        target that passes write to.
+        """
+        with self._pass_lock:
+            yield self.target
 
     def replace_target(self, target: TargetWriter) -> TargetWriter:
         """Write to ``target`` from the next pass on; returns the old one."""
@@ -250,6 +265,12 @@ class SyncWorker:
         outcomes: list[OutcomeWrite] = []
         deals: dict[int, Deal] = {}
         for deal_id, data in raw.items():
+            if deal_id in to_fetch and any(
+                r.event == "ONCRMDEALDELETE" and r.source == Source.PUSH for r in rows[deal_id]
+            ):
+                # the portal still has it: the delete was forged (or replayed); nothing is
+                # deleted, since only a "Not found" read is proof
+                self.on_anomaly("forged_delete", f"deal {deal_id} announced deleted, still there")
             try:
                 deals[deal_id] = parse_deal(data)
             except DealFormatError as exc:
