@@ -401,7 +401,7 @@ class AppController(QObject):
                     "", progress.done)))
             else:
                 self.notified.emit(Notice("info", self.tr("Resync finished"), self.tr(
-                    "%n deal(s) read from the portal; they are being synced now.", "",
+                    "%n deal(s) read from the portal and brought up to date.", "",
                     progress.done)))
 
     # -- batching ------------------------------------------------------------------------------

@@ -11,10 +11,10 @@
             </translation>
         </message>
         <message numerus="yes">
-            <source>%n deal(s) read from the portal; they are being synced now.</source>
+            <source>%n deal(s) read from the portal and brought up to date.</source>
             <translation>
-                <numerusform>%n deal read from the portal; it is being synced now.</numerusform>
-                <numerusform>%n deals read from the portal; they are being synced now.</numerusform>
+                <numerusform>%n deal read from the portal and brought up to date.</numerusform>
+                <numerusform>%n deals read from the portal and brought up to date.</numerusform>
             </translation>
         </message>
         <message numerus="yes">

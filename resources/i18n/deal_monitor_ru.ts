@@ -56,11 +56,11 @@
             <translation>Перечитывание завершено</translation>
         </message>
         <message numerus="yes">
-            <source>%n deal(s) read from the portal; they are being synced now.</source>
+            <source>%n deal(s) read from the portal and brought up to date.</source>
             <translation>
-                <numerusform>Из портала прочитана %n сделка; сейчас она синхронизируется.</numerusform>
-                <numerusform>Из портала прочитаны %n сделки; сейчас они синхронизируются.</numerusform>
-                <numerusform>Из портала прочитано %n сделок; сейчас они синхронизируются.</numerusform>
+                <numerusform>Из портала прочитана и обновлена %n сделка.</numerusform>
+                <numerusform>Из портала прочитаны и обновлены %n сделки.</numerusform>
+                <numerusform>Из портала прочитано и обновлено %n сделок.</numerusform>
             </translation>
         </message>
         <message>

@@ -506,12 +506,16 @@ def test_row31_forged_delete_of_a_live_deal_deletes_nothing(rig):
     rig.begin()
     assert post(rig.url(), envelope(rig.sim, deal_id, event="ONCRMDEALADD")).status_code == 200
     rig.synced(deal_id)
+    before = rig.monitor.anomalies.counts()["forged_delete"]
     forged = envelope(rig.sim, deal_id, event="ONCRMDEALDELETE")
     assert post(rig.url(), forged).status_code == 200
     rig.settle()
     row = rig.target_row(deal_id)
     assert row is not None and not row["deleted"]
     assert rig.monitor.state.deal(deal_id).state.value == "synced"
+    # counted and warned about: someone who can sign events sent a false delete
+    assert rig.monitor.anomalies.counts()["forged_delete"] == before + 1
+    assert "forged_delete" in rig.monitor.health()["warnings"]
 
 
 def test_row32_unreadable_deal_is_dead_lettered_and_the_queue_moves(tmp_path, running, sim):
