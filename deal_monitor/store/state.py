@@ -315,11 +315,6 @@ class StateStore:
         with self._write_lock, self.writer.begin() as conn:
             yield conn
 
-    @contextmanager
-    def _locked_read(self) -> Iterator[Any]:
-        with self._write_lock, self.engine.connect() as conn:
-            yield conn
-
     def create(self) -> None:
         metadata.create_all(self.engine)
 
@@ -395,10 +390,10 @@ class StateStore:
     def _untaken_counts(self, conn, deal_ids: set[int], now: datetime) -> dict[int, int]:
         """Queued rows per deal that no pass holds.
 
-        SQLite: this runs under the process write lock, which ``queued_rows`` also takes, so
-        the watermark is exact. PostgreSQL (maybe shared by instances): leased rows are out,
-        and rows another instance is claiming right now are skipped (``SKIP LOCKED``); the
-        rows counted stay locked until this insert commits, so no pass can take them meanwhile.
+        Rows above this process's watermark are in no pass of it (see ``queued_rows``).
+        PostgreSQL (maybe shared by instances): leased rows are out, and rows another
+        instance is claiming right now are skipped (``SKIP LOCKED``); the rows counted stay
+        locked until this insert commits, so no other instance can take them meanwhile.
         """
         if not deal_ids:
             return {}
@@ -560,9 +555,14 @@ class StateStore:
             return result
         shared = self.engine.dialect.name == "postgresql"
         now = utcnow()
-        # a lease is taken only on a shared PostgreSQL inbox; on SQLite this is a plain read,
-        # under the write lock so that intake's count of untaken rows sees the watermark move
-        with self._write() if shared else self._locked_read() as conn:
+        # a lease is taken only on a shared PostgreSQL inbox; on SQLite this is a plain read
+        with self._write() if shared else self.engine.connect() as conn:
+            # The watermark moves before the read, and the read takes no row above it: a row
+            # intake counts as untaken (above the old watermark) is either left for a later
+            # pass or read by a pass whose fetch comes after the watermark moved, i.e. after
+            # intake looked — after the change that intake's event announced.
+            watermark = conn.execute(select(func.max(inbox.c.id))).scalar() or 0
+            self.taken_up_to = max(self.taken_up_to, watermark)
             for start in range(0, len(ids), 500):
                 query = (
                     select(inbox)
@@ -570,6 +570,7 @@ class StateStore:
                         and_(
                             inbox.c.status == "queued",
                             inbox.c.deal_id.in_(ids[start : start + 500]),
+                            inbox.c.id <= watermark,
                             _unleased(now),
                         )
                     )
@@ -578,8 +579,6 @@ class StateStore:
                 if shared:
                     query = query.with_for_update(skip_locked=True)
                 rows = conn.execute(query).all()
-                if rows:
-                    self.taken_up_to = max(self.taken_up_to, max(r.id for r in rows))
                 if shared and rows:
                     conn.execute(
                         update(inbox)
