@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from ..mapping import MappingError, parse_source
 from ..mapping.check import ColumnShape, MappingProblem
-from ..mapping.spec import LOOKUPS, ColumnSource
+from ..mapping.spec import ColumnSource
 from . import icons
 from .widgets import bold
 
@@ -59,12 +59,21 @@ def conversion_label(convert: str) -> str:
     }[convert]
 
 
+# what a lookup can name: value strings as the config writes them after "lookup:"
+LOOKUP_CHOICES = ("stage_name", "pipeline_name", "user_name:ASSIGNED_BY_ID",
+                  "user_name:CREATED_BY_ID", "user_name:MODIFY_BY_ID")
+
+
 def lookup_label(name: str) -> str:
     return {
         "stage_name": QCoreApplication.translate("MappingPage", "Stage name"),
         "pipeline_name": QCoreApplication.translate("MappingPage", "Pipeline name"),
-        "user_name": QCoreApplication.translate("MappingPage", "Responsible person's name"),
-    }[name]
+        "user_name:ASSIGNED_BY_ID": QCoreApplication.translate(
+            "MappingPage", "Responsible person's name"),
+        "user_name:CREATED_BY_ID": QCoreApplication.translate("MappingPage", "Creator's name"),
+        "user_name:MODIFY_BY_ID": QCoreApplication.translate(
+            "MappingPage", "Name of who changed it last"),
+    }.get(name, name)
 
 
 def source_text(kind: str, value: str, convert: str) -> str:
@@ -239,9 +248,10 @@ class SourceTable(QTableWidget):
             editor.editTextChanged.connect(self._changed)
         elif kind == "lookup":
             editor = QComboBox(self)
-            for name in LOOKUPS:
+            current = value_of(source)
+            for name in dict.fromkeys([*LOOKUP_CHOICES, current]):
                 editor.addItem(lookup_label(name), name)
-            editor.setCurrentIndex(max(0, editor.findData(source.value)))
+            editor.setCurrentIndex(max(0, editor.findData(current)))
             editor.currentIndexChanged.connect(self._changed)
         elif kind in ("template", "const"):
             editor = QLineEdit(source.value, self)

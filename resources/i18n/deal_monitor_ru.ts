@@ -997,6 +997,14 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Имя ответственного</translation>
         </message>
         <message>
+            <source>Creator's name</source>
+            <translation>Имя создателя сделки</translation>
+        </message>
+        <message>
+            <source>Name of who changed it last</source>
+            <translation>Имя того, кто изменил её последним</translation>
+        </message>
+        <message>
             <source>the table has no such column</source>
             <translation>в таблице нет такого столбца</translation>
         </message>

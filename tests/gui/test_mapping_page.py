@@ -140,10 +140,10 @@ def test_seed_preset_turns_custom_when_a_column_is_changed(qtbot, mapping_dialog
     page.preset.setCurrentIndex(page.preset.findData("seed"))
     kinds = page.columns.cellWidget(rows_of(page)["name"], COL_KIND)
     assert kinds.currentData() == "template"  # the seed's "Сделка №{ID} — {TITLE}"
-    set_source(page, "manager", "lookup", "user_name")
+    set_source(page, "manager", "lookup", "user_name:CREATED_BY_ID")  # who created the deal
     assert page.preset_name == "custom"
     edited = page.mapping_settings(_controller.settings.mapping)
-    assert edited.columns["manager"] == "lookup:user_name:ASSIGNED_BY_ID"
+    assert edited.columns["manager"] == "lookup:user_name:CREATED_BY_ID"
     assert edited.columns["name"] == "template:Сделка №{ID} — {TITLE}"
 
 
