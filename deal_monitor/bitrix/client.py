@@ -26,6 +26,8 @@ from . import phpform
 from .throttle import Cancelled, LeakyBucket, OperatingBudget, seconds_until_reset, wait_or_cancel
 
 log = logging.getLogger(__name__)
+# jitter from a generator of our own: the global one belongs to whoever seeds it (tests)
+_JITTER = random.Random()
 
 BATCH_LIMIT = 50
 PAGE_SIZE = 50
@@ -212,7 +214,7 @@ class BitrixClient:
                 return 0.0
             attempt -= 2
         delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
-        return delay * random.uniform(0.5, 1.5)
+        return delay * _JITTER.uniform(0.5, 1.5)
 
     def _send(self, method: str, params: Mapping[str, Any]) -> Reply:
         payload = dict(params)

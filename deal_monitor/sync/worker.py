@@ -41,6 +41,8 @@ from ..store.target import TargetWriter
 from .notes import Note, note
 
 log = logging.getLogger(__name__)
+# jitter from a generator of our own: the global one belongs to whoever seeds it (tests)
+_JITTER = random.Random()
 
 # raw fields whose change alone is not news in the timeline
 _NOISE = frozenset({"DATE_MODIFY", "MODIFY_BY_ID", "LAST_ACTIVITY_TIME", "LAST_ACTIVITY_BY"})
@@ -60,7 +62,7 @@ class WorkerOptions:
 
 def backoff(attempts: int, cap: float) -> float:
     """Exponential backoff with jitter: about 2, 4, 8 ... seconds, at most ``cap``."""
-    return min(cap, 2.0 ** max(1, attempts + 1)) * random.uniform(0.75, 1.25)
+    return min(cap, 2.0 ** max(1, attempts + 1)) * _JITTER.uniform(0.75, 1.25)
 
 
 def field_changes(old: dict, new: dict) -> tuple[FieldChange, ...]:
