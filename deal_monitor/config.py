@@ -103,6 +103,8 @@ class MappingSettings:
     products: bool = False  # also write crm.deal.productrows into product_table
     product_table: str = "deal_product"
     product_columns: dict = field(default_factory=dict)  # "" = the default product columns
+    product_deal_column: str = "deal_id"  # the product table's column for the deal ID
+    product_row_column: str = "row_id"  # ... and for the product row's ID (its key)
 
 
 @dataclass(frozen=True)
@@ -288,11 +290,13 @@ def validate(s: Settings) -> None:
 
 
 def _validate_mapping(s: Settings) -> None:
-    from .mapping import MappingError, build_mapping
+    from .mapping import MappingError
 
     m = s.mapping
     identifier = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-    for key, name in (("mapping.key_column", m.key_column), ("mapping.product_table", m.product_table)):
+    for key, name in (("mapping.key_column", m.key_column), ("mapping.product_table", m.product_table),
+                      ("mapping.product_deal_column", m.product_deal_column),
+                      ("mapping.product_row_column", m.product_row_column)):
         if name and not identifier.fullmatch(name):
             raise ConfigError(key, "must be a plain SQL identifier")
     for section in ("columns", "product_columns"):
@@ -300,8 +304,7 @@ def _validate_mapping(s: Settings) -> None:
             if not identifier.fullmatch(column):
                 raise ConfigError(f"mapping.{section}.{column}", "must be a plain SQL identifier")
     try:
-        build_mapping(m.preset, s.target.table, m.columns, m.key_column, m.products,
-                      m.product_table, m.product_columns)
+        mapping_of(s)
     except MappingError as exc:
         text = str(exc)
         if text.startswith("column "):
@@ -317,7 +320,8 @@ def mapping_of(s: Settings):
 
     m = s.mapping
     return build_mapping(m.preset, s.target.table, m.columns, m.key_column, m.products,
-                         m.product_table, m.product_columns)
+                         m.product_table, m.product_columns,
+                         (m.product_deal_column, m.product_row_column))
 
 
 def to_toml(s: Settings) -> str:

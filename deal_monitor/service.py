@@ -93,7 +93,8 @@ def make_writer(settings: Settings, engine, client: BitrixClient,
     """The target writer the settings' table and mapping describe (not prepared yet)."""
     mapping = config.mapping_of(settings)
     products = (
-        ProductWriter(engine, mapping.product_table, mapping.product_columns)
+        ProductWriter(engine, mapping.product_table, mapping.product_columns,
+                      *mapping.product_keys)
         if mapping.products
         else None
     )

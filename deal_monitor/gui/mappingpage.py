@@ -91,6 +91,8 @@ def problem_text(problem: MappingProblem) -> str:
             "the value goes in as text and the database converts it: better choose a conversion"),
         "too_long": lambda: QCoreApplication.translate("MappingPage", "%1 characters, the column holds %2")
         .replace("%1", p[0]).replace("%2", p[1]),
+        "keys_equal": lambda: QCoreApplication.translate(
+            "MappingPage", "the deal's ID and the product row's ID need two different columns"),
         "null_in_required": lambda: QCoreApplication.translate("MappingPage", "the value is empty but the column does not allow NULL"),
     }.get(problem.code)
     return found() if found else problem.text
@@ -148,14 +150,18 @@ class MappingPage(QWidget):
         self.product_table.editingFinished.connect(self._product_table_changed)
         self.product_note = QLabel(self.tr(
             "What was sold, for ordering materials: one row per product row of the deal, "
-            "removed when it is removed in Bitrix24. The app fills deal_id and row_id; a table "
-            "that does not exist yet is created with the default columns."), self)
+            "removed when it is removed in Bitrix24. The app fills the two key columns chosen "
+            "below; a table that does not exist yet is created with the default columns."), self)
         self.product_note.setWordWrap(True)
         self.product_note.setStyleSheet("color: #5B6675;")
+        self._product_keys = (mapping.product_deal_column, mapping.product_row_column)
+        self.product_deal_key = QComboBox(self)
+        self.product_row_key = QComboBox(self)
+        for combo in (self.product_deal_key, self.product_row_key):
+            combo.currentIndexChanged.connect(self._product_keys_changed)
         self.product_columns = SourceTable(
-            product_fields(), fixed={"deal_id": self.tr("the deal's ID"),
-                                     "row_id": self.tr("the product row's ID")},
-            lookups=False, field_kind=self.tr("Product row field"), parent=self)
+            product_fields(), fixed=self._fixed_product_keys(), lookups=False,
+            field_kind=self.tr("Product row field"), parent=self)
         self.product_columns.edited.connect(self._edited)
         self.product_columns.set_sources(mapping.product_columns or DEFAULT_PRODUCT_COLUMNS)
 
@@ -180,6 +186,12 @@ class MappingPage(QWidget):
         products_row.addWidget(self.product_table, 1)
         product_layout.addLayout(products_row)
         product_layout.addWidget(self.product_note)
+        keys_row = QHBoxLayout()
+        keys_row.addWidget(QLabel(self.tr("The deal's ID goes into"), product_tab))
+        keys_row.addWidget(self.product_deal_key, 1)
+        keys_row.addWidget(QLabel(self.tr("the product row's ID (the key) into"), product_tab))
+        keys_row.addWidget(self.product_row_key, 1)
+        product_layout.addLayout(keys_row)
         product_layout.addWidget(self.product_columns, 1)
         self.tables = QTabWidget(self)
         self.tables.addTab(deal_tab, self.tr("Deals"))
@@ -233,7 +245,8 @@ class MappingPage(QWidget):
             key_column=str(self.key.currentData() or "") if preset == "custom" else "",
             columns=columns, products=self.products.isChecked(),
             product_table=self.product_table.text().strip() or "deal_product",
-            product_columns=products)
+            product_columns=products, product_deal_column=self._product_keys[0],
+            product_row_column=self._product_keys[1])
 
     # -- presets ------------------------------------------------------------------------------------
     def _preset_changed(self) -> None:
@@ -335,8 +348,44 @@ class MappingPage(QWidget):
             present = {shape.name for shape in product_shapes}
             self.product_columns.set_sources({
                 name: text for name, text in DEFAULT_PRODUCT_COLUMNS.items() if name in present})
+        self._fill_product_keys(product_shapes)
         self.product_columns.set_shapes(product_shapes)
         self._check()
+
+    def _fixed_product_keys(self) -> dict[str, str]:
+        deal, row = self._product_keys
+        return {deal: self.tr("the deal's ID"), row: self.tr("the product row's ID")}
+
+    def _fill_product_keys(self, shapes) -> None:
+        """Offer the product table's columns for its two keys (kept if the table has them)."""
+        names = [shape.name for shape in shapes or []]
+        for combo, wanted, fallback in ((self.product_deal_key, self._product_keys[0], "deal_id"),
+                                        (self.product_row_key, self._product_keys[1], "row_id")):
+            combo.blockSignals(True)
+            combo.clear()
+            for name in names or [wanted]:
+                combo.addItem(name, name)
+            index = combo.findData(wanted)
+            combo.setCurrentIndex(index if index >= 0 else max(0, combo.findData(fallback)))
+            combo.setEnabled(bool(names))
+            combo.blockSignals(False)
+        if names:
+            self._product_keys = (str(self.product_deal_key.currentData()),
+                                  str(self.product_row_key.currentData()))
+        self.product_columns.fixed = self._fixed_product_keys()
+
+    def _product_keys_changed(self) -> None:
+        deal, row = self.product_deal_key.currentData(), self.product_row_key.currentData()
+        if deal is None or row is None:
+            return
+        self.product_columns.keep_edits()
+        for key in (deal, row):  # a column that becomes a key loses its source
+            self.product_columns.sources.pop(key, None)
+        self._product_keys = (str(deal), str(row))
+        self.product_columns.fixed = self._fixed_product_keys()
+        if self.product_columns.shapes is not None:
+            self.product_columns.fill()
+        self._edited()
 
     def _on_read_failed(self, exc: Exception) -> None:
         self._reading -= 1
@@ -429,7 +478,10 @@ class MappingPage(QWidget):
                        for name, text in self.product_columns.edited_sources().items()}
         except MappingError as exc:
             return [MappingProblem("", "bad_source", str(exc))]
-        return check_product_mapping(sources, self.product_columns.shapes)
+        if self._product_keys[0] == self._product_keys[1]:
+            return [MappingProblem(self._product_keys[1], "keys_equal",
+                                   "the deal's ID and the row's ID need two columns")]
+        return check_product_mapping(sources, self.product_columns.shapes, self._product_keys)
 
     def blocking_problem(self, changed: bool) -> str:
         """Why Save must wait ("" when it may go on); ``changed``: the mapping or table changed."""

@@ -535,6 +535,8 @@ def _config_problem_table() -> dict[str, str]:
         "field: needs a field name": QCoreApplication.translate(
             "Texts", "field: needs a field name"
         ),
+        "must differ from product_deal_column": QCoreApplication.translate(
+            "Texts", "must differ from product_deal_column"),
         "a custom mapping needs at least one column": QCoreApplication.translate(
             "Texts", "a custom mapping needs at least one column"
         ),

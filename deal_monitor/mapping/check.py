@@ -110,12 +110,13 @@ def check_mapping(mapping: TableMapping, columns: list[ColumnShape]) -> list[Map
 PRODUCT_KEYS = ("deal_id", "row_id")  # the product table's columns the app fills itself
 
 
-def check_product_mapping(columns: Mapping[str, ColumnSource],
-                          shapes: list[ColumnShape]) -> list[MappingProblem]:
-    """The same check for the product-row table: its key columns must exist and stay unmapped."""
+def check_product_mapping(columns: Mapping[str, ColumnSource], shapes: list[ColumnShape],
+                          keys: tuple[str, str] = PRODUCT_KEYS) -> list[MappingProblem]:
+    """The same check for the product-row table: its key columns (the deal's ID, the row's
+    ID) must exist and stay unmapped."""
     by_name = {c.name: c for c in shapes}
     problems: list[MappingProblem] = []
-    for key in PRODUCT_KEYS:
+    for key in keys:
         if key not in by_name:
             problems.append(MappingProblem(
                 key, "missing_key", f"column {key}: the product table needs it (the app fills it)"))
@@ -127,10 +128,10 @@ def check_product_mapping(columns: Mapping[str, ColumnSource],
         if shape is None:
             problems.append(MappingProblem(name, "missing_column",
                                            f"column {name}: the table has no such column"))
-        elif name not in PRODUCT_KEYS:
+        elif name not in keys:
             problems.extend(_type_problems(name, source, shape))
     for shape in shapes:
-        if shape.name not in columns and shape.name not in PRODUCT_KEYS and shape.required:
+        if shape.name not in columns and shape.name not in keys and shape.required:
             problems.append(MappingProblem(
                 shape.name, "required_unmapped",
                 f"column {shape.name}: the table requires a value (NOT NULL, no default); "

@@ -65,6 +65,7 @@ class TableMapping:
     product_columns: Mapping[str, ColumnSource] = field(
         default_factory=lambda: _sources(DEFAULT_PRODUCT_COLUMNS)
     )
+    product_keys: tuple[str, str] = ("deal_id", "row_id")  # (deal ID column, row ID column)
 
     @property
     def uses_link(self) -> bool:
@@ -85,11 +86,14 @@ def build_mapping(
     products: bool = False,
     product_table: str = "deal_product",
     product_columns: Mapping[str, str] | None = None,
+    product_keys: tuple[str, str] = ("deal_id", "row_id"),
 ) -> TableMapping:
     """A mapping from the config's words; raise MappingError naming what is wrong."""
     product_sources = _sources(product_columns or DEFAULT_PRODUCT_COLUMNS)
+    if product_keys[0] == product_keys[1]:
+        raise MappingError("mapping.product_row_column: must differ from product_deal_column")
     common = {"products": products, "product_table": product_table,
-              "product_columns": product_sources}
+              "product_columns": product_sources, "product_keys": tuple(product_keys)}
     if preset == "default":
         return TableMapping("default", table, _sources(DEFAULT_COLUMNS), "bitrix_id",
                             create=True, **common)

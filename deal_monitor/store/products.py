@@ -41,7 +41,8 @@ _DEFAULT_TYPES = {
 }
 
 
-def _default_table(name: str, columns: Mapping[str, ColumnSource]) -> Table:
+def _default_table(name: str, columns: Mapping[str, ColumnSource], deal_column: str = "deal_id",
+                   row_column: str = "row_id") -> Table:
     extra = []
     for column in columns:
         kind = _DEFAULT_TYPES.get(column, Text)
@@ -49,10 +50,10 @@ def _default_table(name: str, columns: Mapping[str, ColumnSource]) -> Table:
     return Table(
         name,
         MetaData(),
-        Column("row_id", BigInteger, primary_key=True, autoincrement=False),
-        Column("deal_id", BigInteger, nullable=False),
+        Column(row_column, BigInteger, primary_key=True, autoincrement=False),
+        Column(deal_column, BigInteger, nullable=False),
         *extra,
-        Index(f"ix_{name}_deal", "deal_id"),
+        Index(f"ix_{name}_deal", deal_column),
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )
@@ -61,10 +62,13 @@ def _default_table(name: str, columns: Mapping[str, ColumnSource]) -> Table:
 class ProductWriter:
     """Keeps ``table`` equal to each written deal's product rows."""
 
-    def __init__(self, engine: Engine, name: str, columns: Mapping[str, ColumnSource]) -> None:
+    def __init__(self, engine: Engine, name: str, columns: Mapping[str, ColumnSource],
+                 deal_column: str = "deal_id", row_column: str = "row_id") -> None:
         self.engine = engine
         self.name = name
         self.columns = columns
+        self.deal_column = deal_column  # holds the deal's ID
+        self.row_column = row_column  # holds the product row's ID: the key
         self.table: Table | None = None
         self.exists = True
 
@@ -76,7 +80,7 @@ class ProductWriter:
         try:
             insp = inspect(self.engine)
             if not insp.has_table(self.name):
-                table = _default_table(self.name, self.columns)
+                table = _default_table(self.name, self.columns, self.deal_column, self.row_column)
                 if create:
                     table.metadata.create_all(self.engine)
                 self.exists = create
@@ -90,14 +94,15 @@ class ProductWriter:
         from .shape import shapes_of
 
         present = {c.name for c in self.table.columns}
-        missing = [c for c in ("deal_id", "row_id", *self.columns) if c not in present]
+        keys = (self.deal_column, self.row_column)
+        missing = [c for c in (*keys, *self.columns) if c not in present]
         if missing:
             raise TargetError(
                 f"product table {self.name} lacks columns: {', '.join(missing)}",
                 transient=False,
                 hint="Add the columns, or change mapping.product_columns.",
             )
-        refused = errors_text(check_product_mapping(self.columns, shapes_of(self.table)))
+        refused = errors_text(check_product_mapping(self.columns, shapes_of(self.table), keys))
         if refused:
             raise TargetError(
                 f"product table {self.name}: {refused}",
@@ -107,7 +112,8 @@ class ProductWriter:
 
     def render(self, deal_id: int, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {"row_id": int(row["ID"]), "deal_id": deal_id, **render_row(self.columns, row)}
+            {self.row_column: int(row["ID"]), self.deal_column: deal_id,
+             **render_row(self.columns, row)}
             for row in rows
             if str(row.get("ID", "")).isdigit()
         ]
@@ -116,8 +122,9 @@ class ProductWriter:
         assert self.table is not None
         if not self.exists:
             return []
+        t = self.table
         rows = conn.execute(
-            select(self.table).where(self.table.c.deal_id == deal_id).order_by(self.table.c.row_id)
+            select(t).where(t.c[self.deal_column] == deal_id).order_by(t.c[self.row_column])
         )
         return [dict(r._mapping) for r in rows]
 
@@ -126,13 +133,14 @@ class ProductWriter:
         assert self.table is not None
         t = self.table
         wanted = self.render(deal_id, rows)
-        keep = [r["row_id"] for r in wanted]
-        stale = delete(t).where(t.c.deal_id == deal_id)
+        deal_key, row_key = t.c[self.deal_column], t.c[self.row_column]
+        keep = [r[self.row_column] for r in wanted]
+        stale = delete(t).where(deal_key == deal_id)
         if keep:
-            stale = stale.where(t.c.row_id.not_in(keep))
+            stale = stale.where(row_key.not_in(keep))
         conn.execute(stale)
         for row in wanted:
-            values = {k: v for k, v in row.items() if k != "row_id"}
-            result = conn.execute(update(t).where(t.c.row_id == row["row_id"]).values(**values))
+            values = {k: v for k, v in row.items() if k != self.row_column}
+            result = conn.execute(update(t).where(row_key == row[self.row_column]).values(**values))
             if not result.rowcount:
                 conn.execute(t.insert().values(**row))

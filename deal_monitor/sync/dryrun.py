@@ -35,20 +35,21 @@ class DryRun:
         return self.preview is not None and any(p.error for p in self.preview.problems)
 
 
-def decide(preview: Preview, skipped: bool, in_target: bool) -> str:
-    """The worker's decision for this deal, in the worker's order of checks."""
+def decide(preview: Preview, skipped: bool, in_target: bool, row_key: str = "row_id") -> str:
+    """The worker's decision for this deal, in the worker's order of checks (``row_key``:
+    the product table's row-ID column)."""
     if skipped and not in_target:
         return "skip_stage"
     if preview.stale:
         return "keep_newer"
-    if not preview.changes and not _products_change(preview):
+    if not preview.changes and not _products_change(preview, row_key):
         return "no_change"
     return "update" if preview.current is not None else "insert"
 
 
-def _products_change(preview: Preview) -> bool:
-    current = {r["row_id"]: r for r in preview.current_products}
-    new = {r["row_id"]: r for r in preview.products}
+def _products_change(preview: Preview, row_key: str) -> bool:
+    current = {r[row_key]: r for r in preview.current_products}
+    new = {r[row_key]: r for r in preview.products}
     return set(current) != set(new) or any(diff_rows(current[k], row) for k, row in new.items())
 
 
@@ -74,6 +75,7 @@ def dry_run(client: BitrixClient, writer, stage_filter: StageFilter,
         products = raw.pop(PRODUCTS_KEY, None)
         deal = parse_deal(raw)
         preview = writer.preview(deal, products)
-        decision = decide(preview, stage_filter.skips(deal.stage_id), deal_id in in_target)
+        row_key = writer.products.row_column if writer.products is not None else "row_id"
+        decision = decide(preview, stage_filter.skips(deal.stage_id), deal_id in in_target, row_key)
         results.append(DryRun(deal_id, decision, preview, deal.stage_id))
     return results

@@ -1053,6 +1053,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>%1 символов, а столбец вмещает %2</translation>
         </message>
         <message>
+            <source>the deal's ID and the product row's ID need two different columns</source>
+            <translation>для ID сделки и ID товарной позиции нужны два разных столбца</translation>
+        </message>
+        <message>
             <source>the value is empty but the column does not allow NULL</source>
             <translation>значение пустое, а столбец не допускает NULL</translation>
         </message>
@@ -1101,16 +1105,20 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Записывать также товарные позиции сделки в таблицу</translation>
         </message>
         <message>
-            <source>What was sold, for ordering materials: one row per product row of the deal, removed when it is removed in Bitrix24. The app fills deal_id and row_id; a table that does not exist yet is created with the default columns.</source>
-            <translation>Что продано — чтобы заказать материалы: одна строка на каждую товарную позицию сделки; удалённая в Битрикс24 позиция удаляется и здесь. Столбцы deal_id и row_id заполняет программа; если таблицы ещё нет, она создаётся со стандартными столбцами.</translation>
-        </message>
-        <message>
             <source>Dry run…</source>
             <translation>Пробный прогон…</translation>
         </message>
         <message>
             <source>Show what this mapping would write for real deals, without writing anything</source>
             <translation>Показать, что это сопоставление записало бы для настоящих сделок, ничего не записывая</translation>
+        </message>
+        <message>
+            <source>The deal's ID goes into</source>
+            <translation>ID сделки записывается в</translation>
+        </message>
+        <message>
+            <source>the product row's ID (the key) into</source>
+            <translation>ID товарной позиции (ключ) — в</translation>
         </message>
         <message>
             <source>Preset</source>
@@ -1171,6 +1179,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Warehouse ID</source>
             <translation>ID склада</translation>
+        </message>
+        <message>
+            <source>What was sold, for ordering materials: one row per product row of the deal, removed when it is removed in Bitrix24. The app fills the two key columns chosen below; a table that does not exist yet is created with the default columns.</source>
+            <translation>Что продано — чтобы заказать материалы: одна строка на каждую товарную позицию сделки; удалённая в Битрикс24 позиция удаляется и здесь. Два ключевых столбца, выбранных ниже, заполняет программа; если таблицы ещё нет, она создаётся со стандартными столбцами.</translation>
         </message>
         <message>
             <source>the deal's ID</source>
@@ -2054,6 +2066,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>field: needs a field name</source>
             <translation>после field: нужно имя поля</translation>
+        </message>
+        <message>
+            <source>must differ from product_deal_column</source>
+            <translation>должен отличаться от product_deal_column</translation>
         </message>
         <message>
             <source>a custom mapping needs at least one column</source>

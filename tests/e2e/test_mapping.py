@@ -310,3 +310,45 @@ def test_product_table_that_requires_an_unmapped_column_is_refused_before_any_wr
                       product_columns={"item": "field:PRODUCT_NAME"})
     assert "line_no" in str(caught.value) and "NOT NULL" in str(caught.value)
     assert rows(engine, table) == []
+
+
+def test_product_rows_into_a_table_with_its_own_key_names(sim, tmp_path, target_url, engine, table_name):
+    """A warehouse order-line table names its keys itself: order_deal, line_id."""
+    lines = Table(table_name + "_product", MetaData(),
+                  Column("line_id", Integer, primary_key=True, autoincrement=False),
+                  Column("order_deal", Integer, nullable=False),
+                  Column("item", String(80)),
+                  Column("qty", Numeric(12, 3)),
+                  mysql_charset="utf8mb4")
+    lines.create(engine)
+    deal_id = sim.portal.add_deal({"TITLE": "Стеллаж", "STAGE_ID": "EXECUTING"})
+    sim.portal.set_product_rows(deal_id, [
+        {"PRODUCT_NAME": "Полка", "PRICE": 1500, "QUANTITY": 4},
+        {"PRODUCT_NAME": "Стойка", "PRICE": 800, "QUANTITY": 2}])
+    monitor = start_monitor(sim, tmp_path, target_url, table_name, products=True,
+                            product_table=lines.name, product_deal_column="order_deal",
+                            product_row_column="line_id",
+                            product_columns={"item": "field:PRODUCT_NAME",
+                                             "qty": "field:QUANTITY|decimal"})
+
+    def stored() -> list[tuple[int, str, Decimal]]:
+        with engine.connect() as conn:
+            return sorted((r.order_deal, r.item, Decimal(str(r.qty)))
+                          for r in conn.execute(select(lines)))
+
+    try:
+        wait_for(lambda: stored() == [(deal_id, "Полка", Decimal(4)), (deal_id, "Стойка", Decimal(2))])
+        sim.portal.set_product_rows(deal_id, [{"PRODUCT_NAME": "Полка", "PRICE": 1500, "QUANTITY": 5}])
+        monitor.resync([deal_id])
+        wait_for(lambda: stored() == [(deal_id, "Полка", Decimal(5))])  # the removed row is gone
+        [result] = monitor.dry_run([deal_id])
+        assert result.decision == "no_change"  # products compared by line_id
+    finally:
+        monitor.stop()
+
+
+def test_product_key_columns_must_differ():
+    with pytest.raises(config.ConfigError) as info:
+        config.from_mapping({"mapping": {"products": True, "product_deal_column": "x",
+                                         "product_row_column": "x"}}, env={})
+    assert info.value.key == "mapping.product_row_column"

@@ -282,3 +282,29 @@ def test_product_rows_into_the_warehouses_own_table(qtbot, sim, mapping_dialog, 
     assert saved["product_columns"] == {
         "item": "field:PRODUCT_NAME|text", "qty": "field:QUANTITY|decimal",
         "unit_price": "field:PRICE|decimal", "line_no": "field:SORT|int"}
+
+
+def test_the_product_tables_own_key_columns_are_chosen(qtbot, mapping_dialog, warehouse, tmp_path):
+    _controller, dialog, page = mapping_dialog
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE order_line (line_id BIGINT PRIMARY KEY, order_deal BIGINT NOT NULL, "
+                   "item VARCHAR(80))")
+    set_source(page, "name", "field", "TITLE", "text")
+    set_source(page, "workshop", "const", "1", "int")
+    page.product_table.setText("order_line")
+    page.products.setChecked(True)
+    page.product_table.editingFinished.emit()
+    qtbot.waitUntil(lambda: page.product_columns.shapes is not None, timeout=WAIT_MS)
+    # the table has neither deal_id nor row_id: the keys must be chosen
+    assert any(p.code in ("missing_key", "keys_equal") and p.error for p in page.product_problems)
+    page.product_deal_key.setCurrentIndex(page.product_deal_key.findData("order_deal"))
+    page.product_row_key.setCurrentIndex(page.product_row_key.findData("line_id"))
+    rows = product_rows_of(page)
+    assert page.product_columns.cellWidget(rows["order_deal"], COL_KIND) is None  # filled by the app
+    set_product_source(page, "item", "PRODUCT_NAME", "text")
+    assert [p for p in page.product_problems if p.error] == []
+    dialog.save()
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+    saved = tomllib.loads((tmp_path / "deal-monitor.toml").read_text(encoding="utf-8"))["mapping"]
+    assert (saved["product_deal_column"], saved["product_row_column"]) == ("order_deal", "line_id")
+    assert saved["product_columns"] == {"item": "field:PRODUCT_NAME|text"}

@@ -767,6 +767,8 @@ def test_row22_read_lag_is_retried_not_dead_lettered(tmp_path, running, sim):
     deal_id = add(sim, "lagging")
     notify(monitor, sim, deal_id, event_name="ONCRMDEALADD")
     synced(monitor, sim, deal_id, timeout=15)
+    # the state DB records the outcome right after the target's commit: wait for it too
+    wait_for(lambda: monitor.state.deal(deal_id) is not None)
     assert monitor.status().failed_count == 0
     assert monitor.state.deal(deal_id).state.value == "synced"
 
