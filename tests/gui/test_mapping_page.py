@@ -222,6 +222,16 @@ ORDER_LINES = ("CREATE TABLE order_line (row_id BIGINT PRIMARY KEY, deal_id BIGI
                "line_no INTEGER NOT NULL)")
 
 
+def open_order_lines(qtbot, page) -> None:
+    """A valid deal mapping, then product rows into the warehouse's order_line table."""
+    set_source(page, "name", "field", "TITLE", "text")
+    set_source(page, "workshop", "const", "1", "int")
+    page.product_table.setText("order_line")
+    page.products.setChecked(True)
+    page.product_table.editingFinished.emit()
+    qtbot.waitUntil(lambda: page.product_columns.shapes is not None, timeout=WAIT_MS)
+
+
 def product_rows_of(page) -> dict[str, int]:
     return page.product_columns.row_of()
 
@@ -241,12 +251,7 @@ def test_product_rows_into_the_warehouses_own_table(qtbot, sim, mapping_dialog, 
     controller, dialog, page = mapping_dialog
     with sqlite3.connect(warehouse) as db:
         db.execute(ORDER_LINES)
-    set_source(page, "name", "field", "TITLE", "text")
-    set_source(page, "workshop", "const", "1", "int")
-    page.product_table.setText("order_line")
-    page.products.setChecked(True)
-    page.product_table.editingFinished.emit()
-    qtbot.waitUntil(lambda: page.product_columns.shapes is not None, timeout=WAIT_MS)
+    open_order_lines(qtbot, page)
     rows = product_rows_of(page)
     assert list(rows) == ["row_id", "deal_id", "item", "qty", "unit_price", "line_no"]
     # the app fills the keys; the planner cannot give them a source
@@ -289,12 +294,7 @@ def test_the_product_tables_own_key_columns_are_chosen(qtbot, mapping_dialog, wa
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE order_line (line_id BIGINT PRIMARY KEY, order_deal BIGINT NOT NULL, "
                    "item VARCHAR(80))")
-    set_source(page, "name", "field", "TITLE", "text")
-    set_source(page, "workshop", "const", "1", "int")
-    page.product_table.setText("order_line")
-    page.products.setChecked(True)
-    page.product_table.editingFinished.emit()
-    qtbot.waitUntil(lambda: page.product_columns.shapes is not None, timeout=WAIT_MS)
+    open_order_lines(qtbot, page)
     # the table has neither deal_id nor row_id: the keys must be chosen
     assert any(p.code in ("missing_key", "keys_equal") and p.error for p in page.product_problems)
     page.product_deal_key.setCurrentIndex(page.product_deal_key.findData("order_deal"))
