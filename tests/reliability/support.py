@@ -6,6 +6,7 @@ Everything here talks to 127.0.0.1 only and every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sqlite3
 import statistics
@@ -28,6 +29,8 @@ from deal_monitor.store.target import TargetWriter
 from tests.e2e.harness import wait_for
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# Hypothesis examples and soak sizes scale: 1 in CI, e.g. 10 nightly (DEAL_MONITOR_FUZZ_SCALE)
+SCALE = max(1, int(os.environ.get("DEAL_MONITOR_FUZZ_SCALE", "1")))
 # stages the default stage filter lets through (it skips NEW)
 LIVE_STAGES = ("PREPARATION", "PREPAYMENT_INVOICE", "EXECUTING", "FINAL_INVOICE", "WON")
 

@@ -10,7 +10,6 @@ floods, idle sockets) raw sockets are used. Property tests (Hypothesis) drive th
 from __future__ import annotations
 
 import io
-import os
 import re
 import socket
 import threading
@@ -36,6 +35,7 @@ from tests.e2e.harness import wait_for
 from tests.e2e.test_never_miss import settings_for
 from tests.reliability.support import (
     FORM,
+    SCALE,
     chunked,
     envelope,
     http_request,
@@ -50,8 +50,6 @@ from tests.reliability.support import (
 )
 
 ALLOWED = {200, 400, 401, 403, 404, 405, 413, 415, 431, 501}
-# Hypothesis examples scale: 1 in CI (≈ 4 000 examples in all), e.g. 10 nightly
-SCALE = max(1, int(os.environ.get("DEAL_MONITOR_FUZZ_SCALE", "1")))
 
 
 # -- the live rig: one simulator and one monitor for the module ---------------------------------

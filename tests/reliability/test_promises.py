@@ -7,7 +7,6 @@ the bucket in a mass edit (16, §8 row 19), clock skew (26, §8 row 17), visible
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -27,6 +26,7 @@ from tests.e2e.test_never_miss import settings_for
 from tests.reliability.support import (
     FORM,
     LIVE_STAGES,
+    SCALE,
     envelope,
     median,
     percentile,
@@ -36,8 +36,6 @@ from tests.reliability.support import (
     target_table,
     timed_post,
 )
-
-SCALE = max(1, int(os.environ.get("DEAL_MONITOR_FUZZ_SCALE", "1")))
 
 
 @dataclass
