@@ -51,7 +51,7 @@ from .store.mapped import MappedWriter
 from .store.products import ProductWriter
 from .store.shape import read_columns
 from .store.state import NewEvent, StateStore
-from .store.target import Preview, TargetWriter
+from .store.target import TargetWriter
 from .sync.dryrun import DryRun, dry_run
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
@@ -943,16 +943,6 @@ class Monitor:
             return dry_run(self.client, writer, StageFilter(settings.sync.skip_stages), deal_ids)
         finally:
             writer.engine.dispose()
-
-    def preview(self, deal_id: int) -> tuple[Preview, str]:
-        """The dry run of one deal: (what would be written, the decision); raises when unreadable."""
-        result = self.dry_run([deal_id])[0]
-        if result.preview is None:
-            raise DealMonitorError(
-                f"deal {deal_id}: {result.problem}",
-                "The deal was deleted in the portal." if result.decision == "deleted" else "",
-            )
-        return result.preview, result.decision
 
     def open_client(self) -> None:
         """Only the portal client, for one-off commands (dry run) that must not start the worker."""

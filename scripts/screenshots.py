@@ -191,7 +191,7 @@ def shoot_mapping(scene: Scene, save, showcase: int) -> list[Path]:
     page = settings.mapping_page
     page.preset.setCurrentIndex(page.preset.findData("seed"))
     wait_until(app, lambda: page.table_read, what="the table's columns")
-    wait_until(app, lambda: page._fields, what="the deal fields")
+    wait_until(app, lambda: page.columns.fields[0][1], what="the deal fields")
     settle(app, 0.3)
     rows = {page.columns.item(r, 0).text(): r for r in range(page.columns.rowCount())}
     kinds = page.columns.cellWidget(rows["manager"], 2)

@@ -399,10 +399,6 @@ class MappingPage(QWidget):
         self.columns.set_fields(fields)
         self._check()
 
-    @property
-    def _fields(self) -> list[tuple[str, str, str]]:
-        return self.columns.fields
-
     def _fill_keys(self) -> None:
         current = str(self.key.currentData() or self._key_column or "")
         self.key.blockSignals(True)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table, Text, select
 
 from deal_monitor import config
-from deal_monitor.errors import DealMonitorError, TargetError
+from deal_monitor.errors import TargetError
 from deal_monitor.service import Monitor
 from deal_monitor.simulator import PortalSimulator
 from deal_monitor.store.engine import make_engine
@@ -221,8 +221,9 @@ def test_dry_run_shows_the_rows_and_the_differences_without_writing(sim, tmp_pat
         monitor.pause()
         sim.portal.update_deal(deal_id, {"TITLE": "Шкаф-купе", "OPPORTUNITY": "950.00"})
         before = rows(engine, table)
-        preview, decision = monitor.preview(deal_id)
-        assert decision == "update"
+        [result] = monitor.dry_run([deal_id])
+        preview = result.preview
+        assert result.decision == "update"
         changed = {column: (old, new) for column, old, new in preview.changes}
         assert changed["name"] == ("Сделка №1 — Шкаф", "Сделка №1 — Шкаф-купе")
         assert Decimal(str(changed["amount"][0])) == Decimal("900.00")
@@ -231,10 +232,10 @@ def test_dry_run_shows_the_rows_and_the_differences_without_writing(sim, tmp_pat
         assert rows(engine, table) == before  # nothing was written
 
         new_id = sim.portal.add_deal({"TITLE": "Новая", "STAGE_ID": "NEW"})
-        preview, decision = monitor.preview(new_id)
-        assert decision.startswith("skip") and preview.current is None
-        with pytest.raises(DealMonitorError):
-            monitor.preview(99_999)
+        [result] = monitor.dry_run([new_id])
+        assert result.decision == "skip_stage" and result.preview.current is None
+        [gone] = monitor.dry_run([99_999])  # the portal has no such deal
+        assert gone.decision == "deleted" and gone.preview is None and gone.problem
         assert rows(engine, table) == before
     finally:
         monitor.stop()

@@ -70,7 +70,7 @@ def check_text(page, column: str) -> str:
 def test_page_offers_the_tables_columns_and_the_portals_fields_with_labels(qtbot, mapping_dialog):
     _controller, _dialog, page = mapping_dialog
     assert list(rows_of(page)) == ["id", "name", "amount", "closed", "manager", "workshop"]
-    qtbot.waitUntil(lambda: bool(page._fields), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: page.columns.fields[0][1] != "", timeout=WAIT_MS)
     set_source(page, "amount", "field", "OPPORTUNITY")
     editor = page.columns.cellWidget(rows_of(page)["amount"], COL_VALUE)
     labels = [editor.itemText(i) for i in range(editor.count())]

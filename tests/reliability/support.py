@@ -75,6 +75,29 @@ def timed_post(session: requests.Session, url: str, body: bytes) -> tuple[int, f
     return reply.status_code, time.perf_counter() - started
 
 
+def post_all(url: str, bodies: list[bytes], senders: int = 4,
+             timeout: float = 120) -> tuple[list[int], list[float]]:
+    """POST every body from ``senders`` threads (keep-alive each); (statuses, latencies)."""
+    statuses: list[int] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def sender(part: list[bytes]) -> None:
+        with requests.Session() as session:
+            for body in part:
+                status, took = timed_post(session, url, body)
+                with lock:
+                    statuses.append(status)
+                    latencies.append(took)
+
+    threads = [threading.Thread(target=sender, args=(bodies[i::senders],)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return statuses, latencies
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0

@@ -41,11 +41,11 @@ from tests.reliability.support import (
     http_request,
     percentile,
     post,
+    post_all,
     raw_http,
     row_matches,
     state_counts,
     target_table,
-    timed_post,
     webhook_auth,
 )
 
@@ -735,24 +735,8 @@ def test_row39_valid_token_flood_is_acked_and_coalesced(tmp_path, running, sim):
     wait_for(lambda: monitor.scheduler.runs >= 1)
     sim.reset_stats()
     bodies = [envelope(sim, deals[n % 20], ts=1_000_000 + n) for n in range(EVENTS)]
-    statuses: list[int] = []
-    latencies: list[float] = []
-    lock = threading.Lock()
     started = time.monotonic()
-
-    def sender(part: list[bytes]) -> None:
-        with requests.Session() as session:
-            for body in part:
-                status, took = timed_post(session, url, body)
-                with lock:
-                    statuses.append(status)
-                    latencies.append(took)
-
-    threads = [threading.Thread(target=sender, args=(bodies[i::4],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    statuses, latencies = post_all(url, bodies)
     elapsed = time.monotonic() - started
     assert statuses.count(200) == EVENTS
     wait_for(lambda: monitor.status().inbox_depth == 0, timeout=30)

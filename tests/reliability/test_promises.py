@@ -8,7 +8,6 @@ the bucket in a mass edit (16, §8 row 19), clock skew (26, §8 row 17), visible
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,7 @@ from tests.reliability.support import (
     median,
     percentile,
     post,
+    post_all,
     row_matches,
     state_counts,
     target_table,
@@ -232,24 +232,8 @@ def test_p16_mass_edit_of_1000_deals_stays_under_the_bucket(tmp_path, running):
         ids = sim.portal.bulk_add(1000, STAGE_ID="EXECUTING")
         sim.reset_stats()
         bodies = [envelope(sim, deal_id) for deal_id in ids]
-        latencies: list[float] = []
-        statuses: list[int] = []
-        lock = threading.Lock()
-
-        def sender(part: list[bytes]) -> None:
-            with requests.Session() as session:
-                for body in part:
-                    status, took = timed_post(session, url, body)
-                    with lock:
-                        statuses.append(status)
-                        latencies.append(took)
-
         started = time.monotonic()
-        threads = [threading.Thread(target=sender, args=(bodies[i::4],)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        statuses, latencies = post_all(url, bodies, timeout=60)
         sent = time.monotonic() - started
         assert statuses == [200] * 1000
         wait_for(lambda: set(ids) <= monitor.target.all_ids(), timeout=30)
