@@ -18,7 +18,7 @@ from dataclasses import dataclass
 class FaultRule:
     """One pending fault."""
 
-    kind: str  # fail | drop | stall | truncate
+    kind: str  # fail | drop | stall | lag | truncate
     remaining: int
     method: str | None = None
     status: int = 503
@@ -54,6 +54,12 @@ class Faults:
     def stall_next(self, count: int, seconds: float, method: str | None = None) -> None:
         """The next ``count`` requests wait ``seconds`` before being served normally."""
         self._add(FaultRule("stall", count, _norm(method), seconds=seconds))
+
+    def lag_next(self, count: int, seconds: float, method: str | None = None) -> None:
+        """The next ``count`` requests are answered at once but the answer is held back
+        ``seconds``: it shows the portal as it was when asked, arriving late (a slow link or
+        a busy front end). ``sim.stats.answers_held`` counts answers made and held."""
+        self._add(FaultRule("lag", count, _norm(method), seconds=seconds))
 
     def truncate_next(self, count: int, method: str | None = None) -> None:
         """The next ``count`` responses send headers and half the body, then close."""

@@ -24,6 +24,7 @@ class Stats:
     batch_requests: int = 0
     token_refreshes: int = 0
     faults_injected: int = 0
+    answers_held: int = 0  # answers made, then held back by a ``lag`` fault
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str, amount: int = 1) -> None:
@@ -43,3 +44,4 @@ class Stats:
             self.batch_requests = 0
             self.token_refreshes = 0
             self.faults_injected = 0
+            self.answers_held = 0

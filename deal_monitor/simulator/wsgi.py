@@ -147,6 +147,9 @@ class PortalApp:
         headers = [("X-Bitrix-Rest-Time", f"{payload['time']['processing']:.10f}")]
         if auth_type == "oauth":
             headers.append(("X-Bitrix-Rest-Application", actor.client_id))
+        if rule is not None and rule.kind == "lag":
+            self.stats.bump("answers_held")
+            time.sleep(rule.seconds)
         if rule is not None and rule.kind == "truncate":
             return _truncated(start_response, body)
         return _send(start_response, 200, body, "application/json; charset=utf-8", headers)
@@ -173,7 +176,7 @@ class PortalApp:
         if rule.kind == "stall":
             time.sleep(rule.seconds)
             return None
-        if rule.kind == "truncate":
+        if rule.kind in ("truncate", "lag"):
             return None
         _drain(environ)
         if rule.kind == "drop":

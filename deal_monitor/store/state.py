@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -329,8 +329,13 @@ class StateStore:
     def add_events(self, events: Sequence[NewEvent], coalesce_at: int = 0) -> list[EventRecord]:
         """Commit events to the inbox; returns the rows stored (duplicates are left out).
 
-        A duplicate is an event whose ``dedup_key`` matches a row still queued (or an earlier
-        one in the same call): the same delivery posted again before we got to it.
+        A duplicate is an event whose ``dedup_key`` matches a queued row that no pass has
+        taken yet (or an earlier one in the same call): the same delivery posted again before
+        we got to it, whose deal is certainly read after this moment. A key that matches only
+        rows a pass holds is no duplicate: that pass may have read the deal already, and
+        Bitrix24's ``ts`` has whole seconds, so a second change within the same second sends
+        the same key. Such an event is stored without its key (the unique index on queued
+        keys would refuse it), and its deal is read again after the pass.
 
         With ``coalesce_at``, a deal event is not stored when that many events of the deal
         already wait that no pass has taken yet: they guarantee a read of the deal after this
@@ -339,17 +344,23 @@ class StateStore:
         """
         now = utcnow()
         with self._write() as conn:
-            taken = self._queued_keys(conn, [e.dedup_key for e in events if e.dedup_key])
+            keys = [e.dedup_key for e in events if e.dedup_key]
+            untaken = self._untaken_keys(conn, keys)
+            present = self._queued_keys(conn, keys) if keys else set()
             waiting = (
-                self._untaken_counts(conn, {e.deal_id for e in events if e.deal_id}, now)
+                self._untaken_counts(conn, {e.deal_id for e in events if e.deal_id})
                 if coalesce_at else {}
             )
             fresh: list[NewEvent] = []
             for ev in events:
                 if ev.dedup_key:
-                    if ev.dedup_key in taken:
+                    if ev.dedup_key in untaken:
                         continue
-                    taken.add(ev.dedup_key)
+                    if ev.dedup_key in present:
+                        ev = replace(ev, dedup_key=None)  # a pass holds its twin: read again
+                    else:
+                        untaken.add(ev.dedup_key)
+                        present.add(ev.dedup_key)
                 if coalesce_at and ev.deal_id and ev.status == EventStatus.QUEUED:
                     if waiting.get(ev.deal_id, 0) >= coalesce_at:
                         self.on_coalesced(ev.deal_id)
@@ -366,18 +377,18 @@ class StateStore:
                     )
                     ids = [r[0] for r in result]
             except IntegrityError:
-                # a concurrent twin (another instance on a shared PostgreSQL inbox) won a race:
-                # insert one by one and leave out the losers
+                # a queued twin this transaction could not see (another instance on a shared
+                # PostgreSQL inbox inserted or is claiming it): which one is unknown, so each
+                # loser is kept without its key — stored twice is harmless, dropped is not
                 ids = []
-                kept = []
-                for ev, values in zip(fresh, rows, strict=True):
+                for index, values in enumerate(rows):
                     try:
                         with conn.begin_nested():
                             ids.append(conn.execute(insert(inbox).values(**values)).inserted_primary_key[0])
-                            kept.append(ev)
                     except IntegrityError:
-                        continue
-                fresh = kept
+                        values["dedup_key"] = None
+                        fresh[index] = replace(fresh[index], dedup_key=None)
+                        ids.append(conn.execute(insert(inbox).values(**values)).inserted_primary_key[0])
         received = from_db_time(now)
         return [
             EventRecord(
@@ -387,7 +398,7 @@ class StateStore:
             for row_id, ev in zip(ids, fresh, strict=True)
         ]
 
-    def _untaken_counts(self, conn, deal_ids: set[int], now: datetime) -> dict[int, int]:
+    def _untaken_counts(self, conn, deal_ids: set[int]) -> dict[int, int]:
         """Queued rows per deal that no pass holds.
 
         Rows above this process's watermark are in no pass of it (see ``queued_rows``).
@@ -398,8 +409,7 @@ class StateStore:
         if not deal_ids:
             return {}
         query = select(inbox.c.id, inbox.c.deal_id).where(
-            and_(inbox.c.deal_id.in_(list(deal_ids)), inbox.c.status == "queued",
-                 inbox.c.id > self.taken_up_to, _unleased(now)))
+            and_(inbox.c.deal_id.in_(list(deal_ids)), self._untaken()))
         if not self._sqlite:
             query = query.with_for_update(skip_locked=True)
         counts: dict[int, int] = {}
@@ -414,6 +424,33 @@ class StateStore:
                 select(func.min(inbox.c.received_at)).where(inbox.c.status == "queued")
             ).scalar()
         return from_db_time(oldest) if oldest is not None else None
+
+    def _untaken(self):
+        """Queued rows no pass holds: above this process's watermark, never claimed.
+
+        A row claimed by an instance keeps its ``lease_owner`` until its pass records it,
+        even past the lease's end (that pass may still be reading): only rows nobody ever
+        claimed — or whose claim was released with a retry — certainly wait for a pass
+        whose read comes after now.
+        """
+        return and_(inbox.c.status == "queued", inbox.c.id > self.taken_up_to,
+                    inbox.c.lease_owner.is_(None))
+
+    def _untaken_keys(self, conn, keys: Sequence[str]) -> set[str]:
+        """The keys among ``keys`` of rows no pass holds (see ``_untaken``).
+
+        On PostgreSQL the rows found stay locked until this insert commits (another
+        instance's claim waits for it, and then reads after this event arrived); rows being
+        claimed right now are skipped, so their twins are stored.
+        """
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            query = select(inbox.c.dedup_key).where(
+                and_(inbox.c.dedup_key.in_(list(keys[start : start + 500])), self._untaken()))
+            if not self._sqlite:
+                query = query.with_for_update(skip_locked=True)
+            found.update(r[0] for r in conn.execute(query))
+        return found
 
     @staticmethod
     def _queued_keys(conn, keys: Sequence[str]) -> set[str]:
