@@ -30,25 +30,42 @@ _PATTERNS = [
 ]
 
 
+SHORT = 6  # secrets shorter than this are masked only where they stand alone
+
+
 class SecretRegistry:
-    """The set of secret values to mask; thread-safe, values shorter than 6 chars are ignored."""
+    """The set of secret values to mask; thread-safe.
+
+    A long secret is masked wherever it appears. A short one (an operator's test token,
+    "1234") is masked only as a whole word — not inside other words, which masking every
+    "1234" in a log line would garble.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
+        self._short: re.Pattern[str] | None = None
 
     def add(self, *values: str | None) -> None:
         with self._lock:
             for value in values:
-                if value and len(value) >= 6:
+                if value and value.strip():
                     self._values.add(value)
+            short = sorted((v for v in self._values if len(v) < SHORT), key=len, reverse=True)
+            self._short = (
+                re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, short)) + r")(?![A-Za-z0-9])")
+                if short else None
+            )
 
     def redact(self, text: str) -> str:
         with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
+            values = sorted((v for v in self._values if len(v) >= SHORT), key=len, reverse=True)
+            short = self._short
         for value in values:
             if value in text:
                 text = text.replace(value, MARK)
+        if short is not None:
+            text = short.sub(MARK, text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: m.group(1) + MARK, text)
         return text
@@ -101,6 +118,34 @@ def setup(log_dir: Path | None, level: int = logging.INFO, console: bool = True)
         handler.addFilter(RedactingFilter())
         handler._deal_monitor = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    install_excepthooks()
     # waitress logs request errors with the peer; keep its noise at warning level
     logging.getLogger("waitress").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def install_excepthooks() -> None:
+    """Uncaught exceptions (main thread and any other) go through the redacting handlers.
+
+    Python prints them to stderr by default, past the log file and its redaction filter: a
+    traceback can hold a webhook URL or a token in a local variable's repr or a message.
+    """
+    import sys
+
+    log = logging.getLogger("deal_monitor.uncaught")
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        log.critical("uncaught exception in thread %s", name,
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def main_hook(exc_type, exc_value, exc_traceback) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc_value, exc_traceback)
+            return
+        log.critical("uncaught exception", exc_info=(exc_type, exc_value, exc_traceback))
+
+    threading.excepthook = thread_hook
+    sys.excepthook = main_hook

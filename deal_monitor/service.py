@@ -24,12 +24,13 @@ from sqlalchemy.exc import DatabaseError
 from . import config, faultpoints, paths
 from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
-from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
+from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent, Rejection, valid_member_id
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
 from .config import Settings
 from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable
 from .errors import BitrixError, DealMonitorError, ListenerError, TargetError
+from .health import CRITICAL, HealthBoard
 from .listener.app import ListenerApp, Verification
 from .listener.server import ListenerServer
 from .logs import secrets as secret_registry
@@ -46,13 +47,16 @@ from .model import (
     Source,
     StatusSnapshot,
 )
+from .refusals import RefusalLog
 from .store.engine import make_engine
 from .store.mapped import MappedWriter
 from .store.products import ProductWriter
 from .store.shape import read_columns
 from .store.state import NewEvent, StateStore
 from .store.target import TargetWriter
+from .supervisor import SupervisedThread
 from .sync.dryrun import DryRun, dry_run
+from .sync.installs import InstallQueueFull, InstallVerifier
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
@@ -144,7 +148,9 @@ class Monitor:
         self.oauth: OAuthAuth | None = None
         self.offline: OfflinePuller | None = None
         self._stage_filter = StageFilter(settings.sync.skip_stages)
-        self._last_error = ""
+        self.board = HealthBoard()  # per-component health: each clears only its own error
+        self.intake_failures = 0
+        self.installs: InstallVerifier | None = None
         self._last_sync_at: datetime | None = None
         self._last_event_at: datetime | None = None
         self._listen_error = ""
@@ -158,8 +164,9 @@ class Monitor:
         self._last_status_at = 0.0
         self._status_wanted = threading.Event()
         self._status_stop = threading.Event()
-        self._status_thread: threading.Thread | None = None
+        self._status_thread: SupervisedThread | None = None
         self.anomalies = Anomalies()
+        self.refusals = RefusalLog()
         self._previous_token = ""  # rotated out by a settings change, accepted until the time below
         self._previous_until = 0.0
         self._pinned_member = ""  # webhook mode without member_id: learnt from the first event
@@ -202,7 +209,7 @@ class Monitor:
             from urllib.parse import urlsplit
 
             domain = urlsplit(url).netloc
-        install_check = self._verify_install if self.oauth is not None else None
+        install_check = self._queue_install if self.oauth is not None else None
         return Verification(self.application_token, portal.member_id or self._pinned_member,
                             domain, install_check, self.previous_token)
 
@@ -251,7 +258,10 @@ class Monitor:
             with contextlib.suppress(SecretStoreUnavailable):
                 self.secrets.delete(SECRET_PREVIOUS_TOKEN)
         fingerprint, _, member = (self.state.get_value(PINNED_MEMBER) or "").partition(":")
-        if member and fingerprint == _fingerprint(self.application_token):
+        if member and not valid_member_id(member):
+            log.warning("the pinned member_id is malformed; learning it again from the next event")
+            self.state.set_value(PINNED_MEMBER, None)
+        elif member and fingerprint == _fingerprint(self.application_token):
             self._pinned_member = member
 
     def _pin_member(self, event: IncomingEvent) -> None:
@@ -259,7 +269,7 @@ class Monitor:
         portal; later events must come from the same one."""
         if self.settings.portal.member_id or self._pinned_member or not event.member_id:
             return
-        if event.previous_token or self.state is None:
+        if event.previous_token or self.state is None or not valid_member_id(event.member_id):
             return
         self._pinned_member = event.member_id
         self.state.set_value(PINNED_MEMBER, f"{_fingerprint(self.application_token)}:{event.member_id}")
@@ -271,33 +281,41 @@ class Monitor:
             return True
         return self.oauth is not None and not self.oauth.needs_reauthorization
 
-    def _verify_install(self, form: dict) -> bool:
-        """Vouch for ONAPPINSTALL by calling the configured portal with the event's token."""
+    def _queue_install(self, form: dict) -> bool:
+        """Listener thread: an ONAPPINSTALL with a new token is checked for shape and queued;
+        the REST call that proves it runs on the install verifier, under the rate limiter."""
         from .bitrix import phpform
 
-        auth = self.oauth
         access = phpform.get_path(form, "auth", "access_token") or ""
         refresh = phpform.get_path(form, "auth", "refresh_token") or ""
         app_token = phpform.get_path(form, "auth", "application_token") or ""
         member = phpform.get_path(form, "auth", "member_id") or ""
         pinned = self.settings.portal.member_id
-        if auth is None or not (access and refresh and app_token):
+        if self.oauth is None or self.installs is None or not (access and refresh and app_token):
+            return False
+        if not all(isinstance(v, str) and v.isascii() and 0 < len(v) <= 256
+                   for v in (access, refresh, app_token)):
             return False
         if pinned and member.lower() != pinned.lower():
             return False
         secret_registry.add(access, refresh, app_token)
         try:
-            reply = auth.session.get(
-                auth.url_for("app.info"), params={"auth": access}, timeout=10
-            )
-            ok = reply.ok and isinstance(reply.json().get("result"), dict)
-        except (ValueError, OSError) as exc:
+            self.installs.submit(form)
+        except InstallQueueFull:
+            raise Rejection(503, "too many install events wait for verification") from None
+        return True
+
+    def _prove_install(self, access: str) -> bool:
+        """Install verifier thread: the configured portal answers app.info for this token."""
+        auth = self.oauth
+        if auth is None:
+            return False
+        try:
+            reply = auth.session.get(auth.url_for("app.info"), params={"auth": access}, timeout=10)
+            return reply.ok and isinstance(reply.json().get("result"), dict)
+        except (ValueError, OSError, AttributeError) as exc:
             log.warning("could not verify the install event: %s", type(exc).__name__)
             return False
-        if not ok:
-            return False
-        self._store_install(form)
-        return True
 
     def _store_install(self, form: dict) -> None:
         """Keep what ONAPPINSTALL brings: the application token and the installer's tokens."""
@@ -332,7 +350,7 @@ class Monitor:
             if not exc.transient:
                 self.stop()
                 raise
-            self._last_error = str(exc)
+            self.board.failed("target", f"target database: {exc}")
             log.warning("target not ready yet (%s); events wait in the inbox", exc)
         self.worker = SyncWorker(
             self.state,
@@ -347,6 +365,7 @@ class Monitor:
             ),
             on_pass=self._on_pass,
             on_anomaly=self.anomalies.note,
+            board=self.board,
         )
         self.reconciler = Reconciler(
             self.client,
@@ -368,9 +387,13 @@ class Monitor:
                 on_queued=self.worker.wake,
             )
             self.offline.start()
+        if self.oauth is not None:
+            self.installs = InstallVerifier(self._prove_install, self._store_install,
+                                            lambda: self.client.bucket, self.board)
+            self.installs.start()
         if self.listen:
             self._start_listener()
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(self, board=self.board)
         self.scheduler.start()
         self._start_status_thread()
         self.started = True
@@ -408,8 +431,9 @@ class Monitor:
             src = Path(str(path) + suffix)
             if src.exists():
                 shutil.move(src, src.with_name(f"{src.name}.corrupt-{stamp}"))
-        self._last_error = "state database was corrupt; moved aside, full reconciliation follows"
-        log.error(self._last_error)
+        message = "state database was corrupt; moved aside, full reconciliation follows"
+        self.board.failed("state_recovery", message)  # cleared by the next reconciliation
+        log.error(message)
 
     def _make_target(self, engine) -> TargetWriter | MappedWriter:
         assert self.client is not None
@@ -453,11 +477,15 @@ class Monitor:
             self.listener.stop()
             self.listener = None
         self._stop_status_thread()
+        self._flush_refusals()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.offline is not None:
             self.offline.stop()
             self.offline = None
+        if self.installs is not None:
+            self.installs.stop()
+            self.installs = None
         self._job_cancel.set()
         if self._job is not None:
             self._job.join(10)
@@ -516,7 +544,7 @@ class Monitor:
         try:
             new.prepare()
         except TargetError as exc:
-            self._last_error = str(exc)
+            self.board.failed("target", f"target database: {exc}")
             log.error("new target not usable: %s", exc)
         old = self.worker.replace_target(new)
         self.target = new
@@ -535,18 +563,23 @@ class Monitor:
             status = EventStatus.IGNORED
             if event.event == "ONAPPUNINSTALL" and self.oauth is not None:
                 self.oauth.forget("the app was uninstalled from the portal")
-            elif event.event == "ONAPPINSTALL":
-                self._store_install(event.fields)
+            elif event.event == "ONAPPINSTALL" and not event.unverified_install:
+                self._store_install(event.fields)  # signed with the token we know
             elif event.event not in APP_EVENTS:
                 log.info("ignored event %s from %s", event.event, remote_addr)
         assert self.state is not None
         try:
             records = self._store_event(event, remote_addr, status)
-        except Exception:
+        except Exception as exc:
             # the sender gets a 503 and will not resend: what it announced is fetched by a
             # reconciliation as soon as the inbox takes writes again
             self._intake_gap = True
+            self.intake_failures += 1
+            detail = str(getattr(exc, "orig", None) or exc)[:200]
+            self.board.failed("intake", f"events cannot be stored: {type(exc).__name__}: {detail}")
+            self.publish_status(force=True)
             raise
+        self.board.recovered("intake")
         if self._intake_gap:
             self._intake_gap = False
             log.warning("intake works again; reconciling what was refused meanwhile")
@@ -579,22 +612,56 @@ class Monitor:
         )
 
     def reject(self, remote_addr: str, status: int, reason: str) -> None:
+        """Listener thread: count the refusal; the status thread writes it (in a batch)."""
         if status == 401:
             self.anomalies.auth_failure()
-        if self.state is None:
+        self.refusals.record(remote_addr, status, reason)
+        self.publish_status()
+
+    def _flush_refusals(self) -> None:
+        """Write the buffered refusals in one transaction and show them."""
+        if self.state is None or not self.refusals.pending:
             return
+        items = self.refusals.take()
         try:
-            record = self.state.add_rejection(remote_addr, status, reason)
+            records = self.state.add_rejections(items)
         except Exception:  # recording an attack must not become the attack
-            log.exception("could not record a rejected request")
+            log.exception("could not record %d refused request(s)", len(items))
             return
-        self.sink.event_received(record)
+        for record in records:
+            self.sink.event_received(record)
+
+    def problems(self) -> list[str]:
+        """Why the instance cannot do its job right now (empty: ready)."""
+        found: list[str] = []
+        if self.listen and (self.listener is None or not self.listener.running):
+            found.append(f"listener not listening{': ' + self._listen_error if self._listen_error else ''}")
+        failing = dict(self.board.failing())
+        for name in sorted(CRITICAL & set(failing)):
+            found.append(failing[name])
+        for name in self.board.any_stopped():
+            found.append(f"{name} stopped")
+        if self.started:
+            for name, owner in (("worker", self.worker), ("scheduler", self.scheduler)):
+                if owner is not None and not owner.alive and f"{name} stopped" not in found:
+                    found.append(f"{name} stopped")
+        auth_state = self.status_auth_state()
+        if auth_state == "reauthorize":
+            found.append("the portal refused our credentials: authorize again")
+        elif auth_state == "no_credentials":
+            found.append("no credentials to read deals with")
+        return found
 
     def health(self) -> dict[str, Any]:
+        """The health document: ``ready`` False (HTTP 503) when the instance cannot do its job;
+        ``status`` ok / degraded (ready, but a component reports trouble) / unavailable."""
         status = self.status()
-        healthy = status.listening and not status.last_error and status.auth_state == "ok"
+        problems = self.problems()
+        ready = not problems
         return {
-            "status": "ok" if healthy else "degraded",
+            "status": "unavailable" if not ready else ("ok" if not status.last_error else "degraded"),
+            "ready": ready,
+            "problems": problems,
             "listening": status.listening,
             "paused": status.paused,
             "inbox_depth": status.inbox_depth,
@@ -603,6 +670,9 @@ class Monitor:
             "last_sync_at": status.last_sync_at.isoformat() if status.last_sync_at else None,
             "last_error": status.last_error,
             "auth_state": status.auth_state,
+            "components": self.board.snapshot(),
+            "intake_failures": self.intake_failures,
+            "refused": {"total": self.refusals.total, "by_reason": self.refusals.counts()},
             "events_silent": status.events_silent,
             "silence_hint": status.silence_hint,
             "oldest_pending_age_s": self._oldest_pending_age(),
@@ -620,7 +690,6 @@ class Monitor:
 
     # -- status ------------------------------------------------------------------------------
     def _on_pass(self, error: str) -> None:
-        self._last_error = error
         if not error:
             self._last_sync_at = datetime.now(UTC)
         self.publish_status()
@@ -633,14 +702,7 @@ class Monitor:
         if listening:
             ls = self.settings.listener
             url = ls.public_url or f"http://{ls.host}:{listener.port}{ls.path}"
-        auth_state = "ok" if self.has_credentials() else "no_credentials"
-        blocked = self.client.blocked if self.client is not None else None
-        if (
-            (self.oauth is not None and self.oauth.needs_reauthorization)
-            or (blocked is not None and blocked.is_auth)
-            or (self._last_error and any(c in self._last_error for c in BitrixError.AUTH_CODES))
-        ):
-            auth_state = "reauthorize"
+        auth_state = self.status_auth_state()
         silent = self.scheduler.events_silent if self.scheduler else False
         return StatusSnapshot(
             listening=listening,
@@ -651,7 +713,7 @@ class Monitor:
             failed_count=state.failed_count() if state else 0,
             last_event_at=self._last_event_at,
             last_sync_at=self._last_sync_at,
-            last_error=self._last_error,
+            last_error=self.board.summary(),
             rate_budget=self.client.bucket.available() if self.client else 0.0,
             rate_burst=self.client.bucket.burst if self.client else 0,
             auth_state=auth_state,
@@ -659,6 +721,18 @@ class Monitor:
             silence_hint=self.scheduler.silence_hint if self.scheduler else "",
             warnings=tuple(self.anomalies.warnings()),
         )
+
+    def status_auth_state(self) -> str:
+        """ok, no_credentials, or reauthorize (the portal refused what we have)."""
+        blocked = self.client.blocked if self.client is not None else None
+        if (
+            (self.oauth is not None and self.oauth.needs_reauthorization)
+            or (blocked is not None and blocked.is_auth)
+            or any(code in error for _, error in self.board.failing()
+                   for code in BitrixError.AUTH_CODES)
+        ):
+            return "reauthorize"
+        return "ok" if self.has_credentials() else "no_credentials"
 
     def publish_status(self, force: bool = False) -> None:
         """Send a status snapshot to the sink, at most a few times a second.
@@ -679,6 +753,7 @@ class Monitor:
 
     def _send_status(self) -> None:
         try:
+            self._flush_refusals()
             self.sink.status_changed(self.status())
         except Exception:
             log.exception("status update failed")
@@ -689,14 +764,15 @@ class Monitor:
             if self._status_stop.is_set():
                 return
             self._status_wanted.clear()
-            self._send_status()
+            self._flush_refusals()
+            self.sink.status_changed(self.status())
             if self._status_stop.wait(STATUS_INTERVAL):
                 return
 
     def _start_status_thread(self) -> None:
         self._status_stop.clear()
-        self._status_thread = threading.Thread(target=self._status_loop, name="status",
-                                               daemon=True)
+        self._status_thread = SupervisedThread("status", self._status_loop, self._status_stop,
+                                               self.board)
         self._status_thread.start()
 
     def _stop_status_thread(self) -> None:
@@ -870,7 +946,9 @@ class Monitor:
         if self.oauth is None:
             raise DealMonitorError("OAuth is not configured", "Set portal.client_id and portal_url.")
         self.oauth.exchange_code(code)
-        self._last_error = ""
+        for name, error in self.board.failing():  # the refusals were about the old tokens
+            if any(auth_code in error for auth_code in BitrixError.AUTH_CODES):
+                self.board.recovered(name)
         if self.worker is not None:
             self.worker.resume()
         self.reconcile_now()

@@ -86,11 +86,57 @@ class ClientStats:
     http_requests: int = 0
     refusals: int = 0
     retries: int = 0
+    bad_answers: int = 0  # replies of the wrong shape (not an object, another deal's ID, ...)
 
 
 def _section(value: Any) -> dict:
     """PHP sends an empty section as ``[]``; treat it (and junk) as an empty dict."""
     return value if isinstance(value, dict) else {}
+
+
+def bad_answer(description: str) -> BitrixError:
+    """A reply of the wrong shape: counted and retried like a server error, never used."""
+    return BitrixError("ERROR_UNEXPECTED_ANSWER", description, 502)
+
+
+def row_id(row: Any) -> int | None:
+    """The ``ID`` of a deal row as the portal sends it (a decimal string), or None."""
+    if not isinstance(row, dict):
+        return None
+    value = row.get("ID")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        return number if number > 0 else None
+    return None
+
+
+def checked_deal(value: Any, asked: int) -> dict | BitrixError:
+    """The answer to "read deal ``asked``": a dict with that ID, else a bad-answer error."""
+    if not isinstance(value, dict):
+        return bad_answer(f"deal {asked}: the answer is {type(value).__name__}, not an object")
+    found = row_id(value)
+    if found != asked:
+        return bad_answer(f"asked for deal {asked}, the answer is deal {found}")
+    return value
+
+
+def checked_page(value: Any) -> list[dict]:
+    """A ``crm.deal.list`` page: a list of deal rows, each with a valid ID, in ID order."""
+    if not isinstance(value, list):
+        raise bad_answer(f"a list page is {type(value).__name__}, not a list")
+    last = 0
+    for row in value:
+        found = row_id(row)
+        if found is None:
+            raise bad_answer("a list page holds a row without a valid ID")
+        if found <= last:
+            raise bad_answer("a list page is not in ID order")
+        last = found
+    return value
 
 
 class BitrixClient:
@@ -312,8 +358,12 @@ class BitrixClient:
                     raise
                 failed[ids[0]] = error
             else:
-                if isinstance(reply.result, dict):
-                    found[ids[0]] = reply.result
+                deal = checked_deal(reply.result, ids[0])
+                if isinstance(deal, BitrixError):
+                    self.stats.bad_answers += 1
+                    failed[ids[0]] = deal
+                else:
+                    found[ids[0]] = deal
             return found, failed
         per_batch = BATCH_LIMIT // 2 if with_products else BATCH_LIMIT
         for start in range(0, len(ids), per_batch):
@@ -326,12 +376,18 @@ class BitrixClient:
             reply = self.batch(commands)
             for deal_id in chunk:
                 key = f"d{deal_id}"
-                if isinstance(reply.results.get(key), dict):
-                    found[deal_id] = reply.results[key]
-                elif key in reply.errors:
+                if key in reply.errors and key not in reply.results:
                     failed[deal_id] = reply.errors[key]
+                elif key not in reply.results:
+                    self.stats.bad_answers += 1
+                    failed[deal_id] = bad_answer(f"deal {deal_id}: no result in the batch")
                 else:
-                    failed[deal_id] = BitrixError("ERROR_UNEXPECTED_ANSWER", "no result", 502)
+                    deal = checked_deal(reply.results[key], deal_id)
+                    if isinstance(deal, BitrixError):
+                        self.stats.bad_answers += 1
+                        failed[deal_id] = deal
+                    else:
+                        found[deal_id] = deal
                 if with_products and deal_id in found:
                     rows = reply.results.get(f"p{deal_id}")
                     if isinstance(rows, list):
@@ -379,7 +435,7 @@ class BitrixClient:
             "start": -1,
         }
         reply = self.call("crm.deal.list", params)
-        page = reply.result if isinstance(reply.result, list) else []
+        page = self._page(reply.result)
         if page:
             yield page
         exhausted = len(page) < PAGE_SIZE
@@ -401,12 +457,19 @@ class BitrixClient:
             rows: list[dict] = []
             for n in range(pages):
                 page = batch.results.get(f"p{n}")
-                if not isinstance(page, list):
+                if page is None and f"p{n}" in batch.errors:
                     if n == 0:
-                        raise batch.errors.get("p0") or BitrixError(
-                            "ERROR_UNEXPECTED_ANSWER", "list page missing", 502
-                        )
+                        raise batch.errors[f"p{n}"]
                     break  # a later page failed: go on from the last row we have
+                if page is None and n == 0:
+                    self.stats.bad_answers += 1
+                    raise bad_answer("list page missing")
+                if page is None:
+                    break
+                page = self._page(page)
+                if rows and page and row_id(page[0]) <= row_id(rows[-1]):  # type: ignore[operator]
+                    self.stats.bad_answers += 1
+                    raise bad_answer("list pages overlap")
                 rows.extend(page)
                 if len(page) < PAGE_SIZE:
                     exhausted = True
@@ -415,6 +478,15 @@ class BitrixClient:
                 last_id = int(rows[-1]["ID"])
                 listed += len(rows)
                 yield rows
+
+
+    def _page(self, value: Any) -> list[dict]:
+        """A checked list page; a malformed one is counted and raised as a bad answer."""
+        try:
+            return checked_page(value)
+        except BitrixError:
+            self.stats.bad_answers += 1
+            raise
 
 
 def error_reset_seconds(error: BitrixError) -> float | None:

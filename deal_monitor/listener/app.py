@@ -58,8 +58,16 @@ _REASONS = {
 }
 
 
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+
 class ListenerApp:
-    """``POST {path}`` takes events; ``GET /healthz`` reports status."""
+    """``POST {path}`` takes events; ``GET /livez`` says the process answers;
+    ``GET /readyz`` (alias ``/healthz``) answers 200 when the instance can do its job and
+    503 when it cannot (target or state DB down, credentials refused, listener or a thread
+    stopped). The full health document goes only to loopback and the allowed networks;
+    anyone else gets the verdict alone.
+    """
 
     def __init__(
         self,
@@ -79,11 +87,18 @@ class ListenerApp:
         method = environ.get("REQUEST_METHOD", "")
         path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
         remote = environ.get("REMOTE_ADDR") or ""
-        if path == "/healthz":
+        if path == "/livez" or path in HEALTH_PATHS:
             if method not in ("GET", "HEAD"):
                 return self._reply(start_response, 405, "", allow="GET")
-            body = json.dumps(self.intake.health(), default=str)
-            return self._reply(start_response, 200, body, content_type="application/json")
+            if path == "/livez":
+                return self._reply(start_response, 200, '{"status": "alive"}',
+                                   content_type="application/json")
+            health = self.intake.health()
+            ready = bool(health.get("ready", True))
+            if not self._trusted(remote):
+                health = {"status": health.get("status"), "ready": ready}
+            return self._reply(start_response, 200 if ready else 503,
+                               json.dumps(health, default=str), content_type="application/json")
         if path != self.path:
             return self._reply(start_response, 404, "not found")
         if method != "POST":
@@ -97,8 +112,7 @@ class ListenerApp:
         try:
             event = read_event(body, *self._verification_args())
         except Rejection as exc:
-            self.intake.reject(remote, exc.status, exc.reason)
-            log.warning("rejected request from %s: %s", remote, exc.reason)
+            self.intake.reject(remote, exc.status, exc.reason)  # counted; logged rate-limited
             return self._reply(start_response, exc.status, exc.reason)
         try:
             self.intake.accept(event, remote)
@@ -110,6 +124,14 @@ class ListenerApp:
     def _verification_args(self) -> tuple:
         v = self.verification()
         return v.application_token, v.member_id, v.domain, v.install_check, v.previous_token
+
+    def _trusted(self, remote: str) -> bool:
+        """Loopback, or a sender in the allowed networks: may read the health details."""
+        try:
+            address = ipaddress.ip_address(remote)
+        except ValueError:
+            return False
+        return address.is_loopback or any(address in net for net in self.networks)
 
     def _check_request(self, environ: dict, remote: str) -> tuple[int, str]:
         """Checks that need no body: sender network, media type, size."""

@@ -95,6 +95,8 @@ class ListenerServer:
         server = self._server
         try:
             server.run()
+        except Exception:  # health then says "listener not listening" (running is False)
+            log.exception("the listener stopped")
         finally:
             server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
 

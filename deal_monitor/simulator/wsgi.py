@@ -109,6 +109,15 @@ class PortalApp:
     # -- REST -----------------------------------------------------------------------------
     def _rest(self, environ: dict[str, Any], start_response: StartResponse,
               tail: str) -> Iterable[bytes]:
+        answer = self._rest_answer(environ, start_response, tail)
+        held = environ.get("simulator.lag", 0.0)
+        if held:  # a ``lag`` fault: the answer (error or not) is made, then held back
+            self.stats.bump("answers_held")
+            time.sleep(held)
+        return answer
+
+    def _rest_answer(self, environ: dict[str, Any], start_response: StartResponse,
+                     tail: str) -> Iterable[bytes]:
         self.stats.bump("http_requests")
         parts = tail.split("/")
         method = parts[-1].lower()
@@ -147,9 +156,6 @@ class PortalApp:
         headers = [("X-Bitrix-Rest-Time", f"{payload['time']['processing']:.10f}")]
         if auth_type == "oauth":
             headers.append(("X-Bitrix-Rest-Application", actor.client_id))
-        if rule is not None and rule.kind == "lag":
-            self.stats.bump("answers_held")
-            time.sleep(rule.seconds)
         if rule is not None and rule.kind == "truncate":
             return _truncated(start_response, body)
         return _send(start_response, 200, body, "application/json; charset=utf-8", headers)
@@ -176,7 +182,10 @@ class PortalApp:
         if rule.kind == "stall":
             time.sleep(rule.seconds)
             return None
-        if rule.kind in ("truncate", "lag"):
+        if rule.kind == "lag":
+            environ["simulator.lag"] = rule.seconds
+            return None
+        if rule.kind == "truncate":
             return None
         _drain(environ)
         if rule.kind == "drop":

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -488,27 +488,35 @@ class StateStore:
             "done_at": now if ev.status != EventStatus.QUEUED else None,
         }
 
-    def add_rejection(self, remote_addr: str, http_status: int, reason: str) -> EventRecord:
-        """Record a refused request (bounded: only the newest rows are kept)."""
-        now = utcnow()
+    def add_rejections(self, refusals: Sequence[Any]) -> list[EventRecord]:
+        """Record refused requests in one transaction (``Refusal``-shaped: at, remote_addr,
+        http_status, reason); the table keeps only the newest ``REJECTIONS_KEPT`` rows."""
+        if not refusals:
+            return []
+        rows = [
+            {"at": to_db_time(datetime.fromtimestamp(r.at, UTC)), "remote_addr": r.remote_addr[:64],
+             "http_status": r.http_status, "reason": r.reason[:200]}
+            for r in refusals
+        ]
         with self._write() as conn:
-            row_id = conn.execute(
-                insert(rejection).values(
-                    at=now, remote_addr=remote_addr[:64], http_status=http_status, reason=reason[:200]
-                )
-            ).inserted_primary_key[0]
-            if row_id % 100 == 0:
-                conn.execute(delete(rejection).where(rejection.c.id <= row_id - REJECTIONS_KEPT))
-        return EventRecord(
-            id=-row_id,
-            received_at=from_db_time(now),
-            event=f"HTTP {http_status}",
-            deal_id=None,
-            source=Source.PUSH,
-            status=EventStatus.REJECTED,
-            error=reason,
-            remote_addr=remote_addr,
-        )
+            ids = [row[0] for row in conn.execute(
+                insert(rejection).returning(rejection.c.id, sort_by_parameter_order=True), rows)]
+            newest = ids[-1]
+            if newest // 100 != (newest - len(ids)) // 100:  # crossed a hundred: trim now
+                conn.execute(delete(rejection).where(rejection.c.id <= newest - REJECTIONS_KEPT))
+        return [
+            EventRecord(
+                id=-row_id,
+                received_at=from_db_time(values["at"]),
+                event=f"HTTP {r.http_status}",
+                deal_id=None,
+                source=Source.PUSH,
+                status=EventStatus.REJECTED,
+                error=r.reason,
+                remote_addr=r.remote_addr,
+            )
+            for row_id, values, r in zip(ids, rows, refusals, strict=True)
+        ]
 
     # -- the worker's side ------------------------------------------------------------------
     def due_deals(

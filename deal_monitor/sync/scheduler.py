@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from ..bitrix.throttle import Cancelled
 from ..errors import BitrixError, TargetError
+from ..health import HealthBoard
+from ..supervisor import SupervisedThread
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..service import Monitor
@@ -33,15 +35,18 @@ class Scheduler:
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         tick: float = TICK_S,
+        board: HealthBoard | None = None,
     ) -> None:
         self.monitor = monitor
+        self.board = board or HealthBoard()
         self._wall = wall
         self._mono = mono
         self.tick = tick
         self._stop = threading.Event()
         self._now = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self.runs = 0
+        self.tick_failures = 0
         self.events_silent = False
         self.silence_hint = ""
         self.last_result = None
@@ -49,8 +54,12 @@ class Scheduler:
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread = SupervisedThread("scheduler", self._run, self._stop, self.board)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.alive
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -67,27 +76,48 @@ class Scheduler:
         return self.monitor.settings.sync.reconcile_minutes * 60.0
 
     def _run(self) -> None:
-        due = self._mono()  # once at start
-        deletion_due = due if self._deletion_interval() != float("inf") else float("inf")
-        wall, mono = self._wall(), self._mono()
+        """The loop; a tick that fails unexpectedly is logged, counted, shown in health,
+        and the loop goes on after a pause (the supervisor restarts it if even that fails)."""
+        self._due = self._mono()  # once at start
+        self._deletion_due = (self._due if self._deletion_interval() != float("inf")
+                              else float("inf"))
+        self._clock = (self._wall(), self._mono())
+        pause = TICK_S
         while not self._stop.is_set():
-            now_wall, now_mono = self._wall(), self._mono()
-            if (now_wall - wall) - (now_mono - mono) > SLEEP_JUMP_S:
-                log.info("the machine seems to have slept; reconciling now")
-                due = now_mono
-            wall, mono = now_wall, now_mono
-            interval = self._interval()
-            if self._now.is_set() or (now_mono >= due and (interval > 0 or self.runs == 0)):
-                self._now.clear()
-                if self._reconcile():
-                    due = self._mono() + (interval if interval > 0 else float("inf"))
-                else:  # no credentials yet, or the portal failed: try again soon
-                    due = self._mono() + min(TICK_S * 6, interval or TICK_S * 6)
-                if self.runs and self._mono() >= deletion_due:
-                    self._check_deleted()
-                    deletion_due = self._mono() + self._deletion_interval()
+            try:
+                self._tick()
+                pause = TICK_S
+            except Exception as exc:
+                self.tick_failures += 1
+                log.error("scheduler tick failed (%s); going on in %.0f s", type(exc).__name__,
+                          pause, exc_info=True)
+                self.board.failed("scheduler", f"internal error: {type(exc).__name__}: {exc}")
+                self._due = self._mono() + pause  # the work that failed is tried again
+                self._stop.wait(pause)
+                pause = min(pause * 2, 300.0)
+                continue
+            due = self._due
             wait = self.tick if due == float("inf") else min(self.tick, max(0.0, due - self._mono()))
             self._now.wait(wait)
+
+    def _tick(self) -> None:
+        now_wall, now_mono = self._wall(), self._mono()
+        wall, mono = self._clock
+        if (now_wall - wall) - (now_mono - mono) > SLEEP_JUMP_S:
+            log.info("the machine seems to have slept; reconciling now")
+            self._due = now_mono
+        self._clock = (now_wall, now_mono)
+        interval = self._interval()
+        if self._now.is_set() or (now_mono >= self._due and (interval > 0 or self.runs == 0)):
+            self._now.clear()
+            if self._reconcile():
+                self._due = self._mono() + (interval if interval > 0 else float("inf"))
+            else:  # no credentials yet, or the portal failed: try again soon
+                self._due = self._mono() + min(TICK_S * 6, interval or TICK_S * 6)
+            if self.runs and self._mono() >= self._deletion_due:
+                self._check_deleted()
+                self._deletion_due = self._mono() + self._deletion_interval()
+        self.board.recovered("scheduler")
 
     def _deletion_interval(self) -> float:
         minutes = self.monitor.settings.sync.deletion_check_minutes
@@ -103,6 +133,9 @@ class Scheduler:
             return
         except (BitrixError, TargetError) as exc:
             log.warning("deletion check failed: %s", exc)
+            self.board.failed("deletion_check", f"deletion check: {exc}")
+            return
+        self.board.recovered("deletion_check")
 
     def _reconcile(self) -> bool:
         """One reconciliation; False when it could not run (it is then retried soon)."""
@@ -115,9 +148,11 @@ class Scheduler:
             return False
         except (BitrixError, TargetError) as exc:
             log.warning("reconciliation failed: %s", exc)
-            monitor._last_error = f"reconciliation: {exc}"
+            self.board.failed("reconcile", f"reconciliation: {exc}")
             monitor.publish_status(force=True)
             return False
+        self.board.recovered("reconcile")
+        self.board.recovered("state_recovery")  # the full catch-up after a lost state DB is done
         self.runs += 1
         self.last_result = result
         self._watch_silence(result.unannounced)

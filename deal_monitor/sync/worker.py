@@ -19,12 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import DBAPIError
+
 from .. import faultpoints
-from ..bitrix.client import BATCH_LIMIT, PRODUCTS_KEY, BitrixClient
+from ..bitrix.client import BATCH_LIMIT, PRODUCTS_KEY, BitrixClient, bad_answer
 from ..bitrix.deal import DealFormatError, parse_deal
 from ..bitrix.stages import StageFilter
 from ..bitrix.throttle import Cancelled
 from ..errors import BitrixError, TargetError
+from ..health import HealthBoard
 from ..model import (
     Deal,
     DealState,
@@ -38,6 +41,7 @@ from ..model import (
 )
 from ..store.state import InboxRow, OutcomeWrite, StateStore
 from ..store.target import TargetWriter
+from ..supervisor import SupervisedThread
 from .notes import Note, note
 
 log = logging.getLogger(__name__)
@@ -97,6 +101,16 @@ def view_of(deal: Deal, state: DealState, error: str = "") -> DealView:
     )
 
 
+def _readable(payload: dict | None, deal_id: int) -> bool:
+    """A listed reading the pass can use as it is (else the deal is read again)."""
+    if payload is None:
+        return False
+    try:
+        return parse_deal(payload).id == deal_id
+    except DealFormatError:
+        return False
+
+
 def _events_text(rows: Sequence[InboxRow]) -> str:
     counts: dict[str, int] = {}
     for row in rows:
@@ -118,6 +132,7 @@ class SyncWorker:
         options: WorkerOptions,
         on_pass: Callable[[str], None] | None = None,
         on_anomaly: Callable[[str, str], None] | None = None,
+        board: HealthBoard | None = None,
     ) -> None:
         self.state = state
         self.target = target
@@ -127,10 +142,12 @@ class SyncWorker:
         self.options = options
         self.on_pass = on_pass or (lambda error: None)
         self.on_anomaly = on_anomaly or (lambda kind, detail: None)
+        self.board = board or HealthBoard()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
+        self._target_used = False  # the pass read or wrote the target (so it is up)
         self._pass_lock = threading.Lock()  # a pass and a target swap never overlap
         self.passes = 0
         self.crashes = 0
@@ -138,7 +155,7 @@ class SyncWorker:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
+        self._thread = SupervisedThread("sync-worker", self._run, self._stop, self.board)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -165,7 +182,7 @@ class SyncWorker:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.alive
 
     @contextmanager
     def exclusive(self) -> Iterator[TargetWriter]:
@@ -194,7 +211,11 @@ class SyncWorker:
             except Exception as exc:  # keep the thread alive; rows stay queued
                 self.crashes += 1
                 log.exception("sync pass failed")
-                self.on_pass(f"internal error: {type(exc).__name__}")
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                self.board.failed("worker", error)
+                if isinstance(exc, DBAPIError):  # the state DB (the target's are TargetError)
+                    self.board.failed("state", f"state database: {str(exc.orig or exc)[:200]}")
+                self.on_pass(error)
                 worked = False
                 self._stop.wait(2.0)
             if not worked:
@@ -211,6 +232,7 @@ class SyncWorker:
             return False
         ids = self._gather(ids)
         error = ""
+        self._target_used = False
         for start in range(0, len(ids), PASS_SIZE):
             if self._stop.is_set() or self._paused.is_set():
                 break
@@ -219,12 +241,22 @@ class SyncWorker:
             try:
                 if not self.target.prepared:  # it was down at start: create/check it now
                     self.target.prepare()
+                    self._target_used = True
                 self._commit(*self._process(rows))
             except (BitrixError, TargetError) as exc:
                 # nothing of this pass was recorded: all of it waits and is done again
                 self._retry_all(rows, exc)
                 error = str(exc)
+                if isinstance(exc, TargetError):
+                    self.board.failed("target", f"target database: {exc}")
                 break
+        if error:
+            self.board.failed("worker", error)
+        else:
+            self.board.recovered("worker")
+            self.board.recovered("state")
+            if self._target_used:
+                self.board.recovered("target")
         self.on_pass(error)
         return True
 
@@ -248,9 +280,10 @@ class SyncWorker:
         raw: dict[int, dict] = {}
         to_fetch = []
         for deal_id, deal_rows in rows.items():
-            if all(r.payload is not None for r in deal_rows):
-                raw[deal_id] = deal_rows[-1].payload  # newest reading
-            else:
+            payload = deal_rows[-1].payload  # newest reading
+            if all(r.payload is not None for r in deal_rows) and _readable(payload, deal_id):
+                raw[deal_id] = payload
+            else:  # no reading yet, or one we cannot use: read the deal now
                 to_fetch.append(deal_id)
         fetch_errors: dict[int, BitrixError] = {}
         with_products = getattr(self.target, "products", None) is not None
@@ -274,9 +307,13 @@ class SyncWorker:
                 # deleted, since only a "Not found" read is proof
                 self.on_anomaly("forged_delete", f"deal {deal_id} announced deleted, still there")
             try:
-                deals[deal_id] = parse_deal(data)
+                deal = parse_deal(data)
+                if deal.id != deal_id:
+                    raise DealFormatError(f"asked for deal {deal_id}, read deal {deal.id}")
+                deals[deal_id] = deal
             except DealFormatError as exc:
-                outcomes.append(self._failed(deal_id, rows[deal_id], str(exc)))
+                # a malformed answer may be a glitch: counted and retried, failed at the end
+                fetch_errors[deal_id] = bad_answer(str(exc))
         for deal_id, error in fetch_errors.items():
             outcomes.append(self._fetch_failed(deal_id, rows[deal_id], error))
         written, created = self._write(deals, rows, products)
@@ -319,7 +356,11 @@ class SyncWorker:
                     error="Not found (read lag?)", retry_delay=1.0 + attempts,
                 )
             return self._deleted(deal_id, rows)
-        if error.transient or error.is_auth or attempts + 1 < self.options.max_attempts:
+        # a malformed answer for one deal is retried with backoff, but not for ever
+        malformed = error.code == "ERROR_UNEXPECTED_ANSWER"
+        if (error.transient and not malformed) or error.is_auth or (
+            attempts + 1 < self.options.max_attempts
+        ):
             delay = backoff(attempts, self.options.backoff_cap)
             return OutcomeWrite(
                 deal_id, row_ids, EventStatus.QUEUED,
@@ -356,6 +397,7 @@ class SyncWorker:
             return [], set()
         stage_filter = self.stage_filter()
         existing = self.target.versions(list(deals))
+        self._target_used = True
         to_write = [d for d in deals.values() if d.id in existing or not stage_filter.skips(d.stage_id)]
         skipped = set(deals) - {d.id for d in to_write}
         written: set[int] = set()

@@ -95,7 +95,7 @@ class HeadlessApp:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.console()}")
         try:
-            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok
+            return requests.get(f"http://127.0.0.1:{self.port}/livez", timeout=1).ok
         except requests.ConnectionError:
             return False
 

@@ -163,16 +163,22 @@ def test_app_install_event_stores_the_token_and_uninstall_stops(tmp_path, runnin
         assert sim.wait_deliveries(10)
         wait_for(lambda: store.get("application_token") == sim.application_token)
         assert monitor.has_credentials()
-        # a forged install with a random token cannot be verified against the portal
+        # a forged install with a random token is queued for verification (no REST call on
+        # the listener thread) and refused by the verifier: the portal does not know its token
         forged = (
             "event=ONAPPINSTALL&auth%5Baccess_token%5D=forged0123456789&auth%5Brefresh_token%5D="
             "forged0123456789&auth%5Bapplication_token%5D=evil0123456789&auth%5Bmember_id%5D="
-            + sim.member_id
+            + sim.member_id + "&auth%5Bdomain%5D=" + sim.domain
         )
         reply = requests.post(listener, data=forged, timeout=5,
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-        assert reply.status_code == 401
+        assert reply.status_code == 200
+        wait_for(lambda: monitor.installs.refused == 1)
         assert store.get("application_token") == sim.application_token
+        # without the portal's identity it is refused at once
+        reply = requests.post(listener, data=forged.split("&auth%5Bdomain%5D=")[0], timeout=5,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert reply.status_code == 403
         sim.uninstall_app(handler_url=listener)
         assert sim.wait_deliveries(10)
         wait_for(lambda: monitor.status().auth_state == "reauthorize")

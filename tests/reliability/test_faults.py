@@ -173,7 +173,9 @@ def test_row4_revoked_webhook_keeps_intake_alerts_and_stops_calling(tmp_path, ru
     notify(monitor, sim, second)
     wait_for(lambda: monitor.health()["auth_state"] == "reauthorize", timeout=10)
     health = monitor.health()
-    assert health["status"] == "degraded" and "NO_AUTH_FOUND" in health["last_error"]
+    # refused credentials: the instance cannot do its job (readiness 503), intake goes on
+    assert health["status"] == "unavailable" and health["ready"] is False
+    assert "NO_AUTH_FOUND" in health["last_error"]
     since = time.monotonic()
     later = [add(sim, f"later {n}") for n in range(3)]
     for deal_id in later:
@@ -317,7 +319,8 @@ def test_row7_target_down_mid_run_waits_then_drains(tmp_path, running, sim, tabl
                 latencies.append(took)
         assert max(latencies) < 0.5
         wait_for(lambda: "target database" in monitor.health()["last_error"], timeout=10)
-        assert monitor.health()["status"] == "degraded"
+        assert monitor.health()["status"] == "unavailable"  # the target is down: not ready
+        assert any("target database" in p for p in monitor.health()["problems"])
         time.sleep(2)
         proxy.up()
         for deal_id in (first, second):
@@ -660,7 +663,7 @@ def test_row13_hanging_keyring_does_not_block_shutdown(tmp_path, sim):
 
 def _answers(port: int) -> bool:
     try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).ok
+        return requests.get(f"http://127.0.0.1:{port}/livez", timeout=10).ok
     except requests.ConnectionError:
         return False
 
