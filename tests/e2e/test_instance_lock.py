@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
-from pathlib import Path
 
 from tests.e2e.harness import ROOT, HeadlessApp, wait_for
 
@@ -75,11 +73,8 @@ def test_a_sqlite_state_db_outside_the_data_folder_is_locked_too(tmp_path, sim):
 
 
 def test_version_option_names_the_project_version():
+    from tests.core.test_version import declared_version
+
     result = cli("--version")
     assert result.returncode == 0
-    expected = tomllib.loads((Path(ROOT) / "pyproject.toml").read_text(encoding="utf-8"))
-    version = expected["project"].get("version")
-    if version is None:  # dynamic: the package attribute named in pyproject
-        source = (Path(ROOT) / "deal_monitor" / "__init__.py").read_text(encoding="utf-8")
-        version = source.split('__version__ = "', 1)[1].split('"', 1)[0]
-    assert result.stdout.strip() == f"deal-monitor {version}"
+    assert result.stdout.strip() == f"deal-monitor {declared_version()}"
