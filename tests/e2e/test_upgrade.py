@@ -7,14 +7,17 @@ six deals synced, four update events queued while the portal hung, then SIGKILL.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from deal_monitor.simulator import PortalSimulator
-from tests.e2e.harness import HeadlessApp, wait_for
+from tests.e2e.harness import ROOT, HeadlessApp, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "state_db"
 IDENTITY = json.loads((FIXTURES / "identity.json").read_text(encoding="utf-8"))
@@ -86,3 +89,25 @@ def test_state_db_of_an_earlier_release_is_migrated_and_its_queue_synced(tmp_pat
     history = {row[1] for row in plain_rows(data / "state.db", "PRAGMA table_info(deal_history)")}
     assert {"code", "params"} <= history
     assert len(plain_rows(data / "state.db", "SELECT version_num FROM alembic_version")) == 1
+
+
+def test_a_state_db_from_a_newer_release_stops_the_start_with_one_line(tmp_path, sim):
+    app = HeadlessApp(tmp_path / "app", sim)
+    data = tmp_path / "app" / "data"
+    app.start()
+    assert app.stop() == 0
+    conn = sqlite3.connect(data / "state.db")
+    conn.execute("UPDATE alembic_version SET version_num = '9001_later'")
+    conn.commit()
+    conn.close()
+    before = (data / "state.db").read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "deal_monitor", "--headless", "--config", str(app.config_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("error: the state database") and "9001_later" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert (data / "state.db").read_bytes() == before

@@ -14,16 +14,18 @@ import logging
 import os
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+# before alembic is imported (it logs its plugins then): one line of ours says what happened
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from ...errors import DealMonitorError
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.environment import EnvironmentContext  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Connection, Engine, create_engine, inspect, text  # noqa: E402
+
+from ...errors import DealMonitorError  # noqa: E402
 
 log = logging.getLogger(__name__)
-logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says what happened
 
 HERE = Path(__file__).resolve().parent
 PG_LOCK_KEY = 0x6465616C  # pg_advisory_xact_lock key of the state DB migration ("deal")
