@@ -45,9 +45,12 @@ def fixture_copy(commit: str, into: Path) -> Path:
 
 
 def digests(folder: Path) -> dict[str, str]:
-    """The state DB's files (the -shm index is rebuilt by any reader and not data)."""
+    """The state DB's files. Not the -shm index (rebuilt by any reader, not data) nor an empty
+    -wal: a reader of a WAL-mode DB creates one where none was; no WAL and an empty one are
+    the same database."""
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if not p.name.endswith("-shm")}
+            for p in sorted(folder.iterdir())
+            if not p.name.endswith("-shm") and not (p.name.endswith("-wal") and not p.stat().st_size)}
 
 
 def described(engine) -> dict[str, tuple[set[str], set[tuple[str, tuple[str, ...], bool]]]]:
@@ -114,7 +117,9 @@ def test_a_db_of_an_earlier_release_is_brought_forward_with_its_rows(tmp_path, c
 def test_a_db_from_a_newer_release_is_refused_in_one_line_and_left_alone(tmp_path):
     path = tmp_path / "data" / "state.db"
     path.parent.mkdir()
-    sqlite_store(path).create()
+    made = sqlite_store(path)
+    made.create()
+    made.engine.dispose()  # its last connection folds the WAL in now, not during the check
     conn = sqlite3.connect(path)
     conn.execute("UPDATE alembic_version SET version_num = '7777_from_the_future'")
     conn.commit()
