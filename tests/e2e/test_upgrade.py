@@ -72,8 +72,9 @@ def test_state_db_of_an_earlier_release_is_migrated_and_its_queue_synced(tmp_pat
                    for i in ids)
 
     wait_for(lambda: target_matches(queued.values()), timeout=30)
-    inbox = {row["id"]: row for row in app.inbox()}
-    assert all(inbox[i]["status"] == "synced" for i in queued)
+    # the rows are marked done just after the target write, in their own transaction
+    wait_for(lambda: all(row["status"] == "synced" for row in app.inbox() if row["id"] in queued),
+             timeout=30)
 
     # new events after the upgrade: a changed old deal and a new one
     sim.portal.update_deal(1, {"TITLE": "Changed after the upgrade"})
