@@ -105,6 +105,10 @@ class DesktopApp(QObject):
         settings = self.load_settings()
         if settings is None:
             return 2
+        # the folder's lock before its log file: a refused start must not write (or rotate)
+        # the log of the instance that runs there (--demo uses a folder of its own, below)
+        if not getattr(self.args, "demo", False) and not self.lock_data_folder(settings):
+            return EXIT_ALREADY_RUNNING
         data_dir = paths.data_dir(settings.storage.data_dir)
         logs.setup(data_dir / "logs", level=logging.DEBUG if getattr(self.args, "verbose", False)
                    else logging.INFO, console=sys.stderr is not None)  # pythonw has no console
@@ -130,8 +134,10 @@ class DesktopApp(QObject):
         if demo is not None:
             settings = demo.settings()
             store, persistent, problem = MemoryStore(), False, ""
-        if not self.lock_data_folder(settings):
-            return EXIT_ALREADY_RUNNING
+            if self.data_lock is not None:  # the wizard chose the demo: its own folder
+                self.data_lock.release()
+            if not self.lock_data_folder(settings):
+                return EXIT_ALREADY_RUNNING
 
         self.controller = AppController(
             settings, store, config_path=self.config_path, secrets_persistent=persistent,

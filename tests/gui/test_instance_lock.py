@@ -4,6 +4,7 @@ first by a lock file, then hand over on the local socket."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def test_headless_then_window_on_one_data_folder_the_window_refuses(qtbot, sim, 
         try:
             assert shell.prepare() == 4
             assert shell.controller is None and shell.window is None
+            # the refused window never opened the service's log file (it could rotate it)
+            data = str(service.workdir / "data")
+            assert not [h for h in logging.getLogger().handlers
+                        if getattr(h, "baseFilename", "").startswith(data)]
         finally:
             shell.shutdown()
     finally:
