@@ -177,3 +177,50 @@ def test_a_failed_migration_on_postgresql_is_rolled_back(pg_database, failing_st
     engine = create_engine(pg_database)
     assert inspect(engine).get_table_names() == []  # not even the base step stayed
     engine.dispose()
+
+
+OLD_RELEASE_WRITES = """
+import sys
+import deal_monitor
+assert deal_monitor.__file__.startswith(sys.argv[2]), deal_monitor.__file__  # the old code
+from deal_monitor.model import Source
+from deal_monitor.store.engine import make_engine
+from deal_monitor.store.state import NewEvent, StateStore
+
+store = StateStore(make_engine(sys.argv[1]))
+store.create()
+store.add_events([NewEvent(event="ONCRMDEALUPDATE", deal_id=n, source=Source.PUSH)
+                  for n in (11, 12, 13)])
+store.engine.dispose()
+"""
+
+
+@pytest.mark.postgres
+def test_a_shared_postgresql_inbox_of_the_previous_release_is_stamped_and_kept(
+        tmp_path, pg_database):  # noqa: F811
+    import subprocess
+    import sys
+    import tarfile
+    from io import BytesIO
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("needs a git checkout (the previous release is taken from its history)")
+    archive = subprocess.run(["git", "archive", "d458347", "deal_monitor"], cwd=root,
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(tmp_path / "old", filter="data")
+    subprocess.run([sys.executable, "-c", OLD_RELEASE_WRITES, pg_database, str(tmp_path / "old")],
+                   cwd=tmp_path / "old",
+                   env={"PYTHONPATH": str(tmp_path / "old"), "PATH": ""}, check=True, timeout=120)
+    engine = create_engine(pg_database)
+    assert "alembic_version" not in inspect(engine).get_table_names()  # made before migrations
+    engine.dispose()
+
+    store = StateStore(make_engine(pg_database))
+    store.create()
+    assert described(store.engine) == declared()
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT deal_id, status FROM inbox ORDER BY deal_id")).all()
+    assert [tuple(r) for r in rows] == [(11, "queued"), (12, "queued"), (13, "queued")]
+    store.engine.dispose()
