@@ -92,7 +92,7 @@ def test_a_new_postgresql_db_has_exactly_the_schema_the_code_declares(pg_databas
 
 @pytest.mark.parametrize("commit", ["6e9e627", "d458347"])
 def test_a_db_of_an_earlier_release_is_brought_forward_with_its_rows(tmp_path, commit):
-    path = fixture_copy(commit, tmp_path / "data")
+    path = fixture_copy(commit, tmp_path / "Анна Петрова" / "data")  # a user folder as on Windows
     probe = fixture_copy(commit, tmp_path / "probe")
     conn = sqlite3.connect(probe)
     before = conn.execute("SELECT id, deal_id, status FROM inbox ORDER BY id").fetchall()
@@ -111,7 +111,7 @@ def test_a_db_of_an_earlier_release_is_brought_forward_with_its_rows(tmp_path, c
     assert conn.execute("SELECT count(*) FROM deal_history WHERE code IS NULL OR params IS NULL"
                         ).fetchone()[0] == 0
     conn.close()
-    assert not (tmp_path / "data" / "state.db.upgrading").exists()
+    assert not (path.parent / "state.db.upgrading").exists()
 
 
 def test_a_db_from_a_newer_release_is_refused_in_one_line_and_left_alone(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 # before alembic is imported (it logs its plugins then): one line of ours says what happened
@@ -186,8 +187,12 @@ def _sqlite_file(engine: Engine) -> Path | None:
 
 
 def _read_only(path: Path) -> Engine:
-    """A connection that cannot change the file (no checkpoint on close, no WAL replay)."""
-    return create_engine(f"sqlite:///file:{path.as_posix()}?mode=ro&uri=true")
+    """A connection that cannot change the file (no checkpoint on close, no WAL replay).
+
+    Made by hand: an SQLAlchemy URL would mangle a folder name with ``?``, ``#`` or ``%``."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(
+        uri, uri=True, check_same_thread=False))
 
 
 def _remove(path: Path) -> None:
