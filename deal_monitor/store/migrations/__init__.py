@@ -168,15 +168,20 @@ def _upgrade_sqlite_copy(engine: Engine, path: Path) -> None:
         raise MigrationFailed(f"upgrading the state database {path} failed: {_short(exc)}") from exc
     # the snapshot is complete: fold the original's WAL in (same data, nobody else writes under
     # the instance lock), drop it so it can never be replayed onto the new file, then swap
-    engine.dispose()
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    for suffix in ("-wal", "-shm"):
-        _remove(Path(str(path) + suffix))
-    _remove(Path(str(work) + "-shm"))
-    _remove(Path(str(work) + "-wal"))
-    os.replace(work, path)
+    try:
+        engine.dispose()
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            _remove(Path(str(path) + suffix))
+        _remove(Path(str(work) + "-shm"))
+        _remove(Path(str(work) + "-wal"))
+        os.replace(work, path)
+    except Exception as exc:  # e.g. Windows: another program has the file open
+        _remove(work)
+        raise MigrationFailed(f"could not put the upgraded state database in place of {path}: "
+                              f"{_short(exc)}") from exc
 
 
 def _sqlite_file(engine: Engine) -> Path | None:
