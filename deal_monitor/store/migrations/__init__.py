@@ -143,7 +143,7 @@ def _upgrade_sqlite_copy(engine: Engine, path: Path) -> None:
     from ..engine import make_engine
 
     work = path.with_name(path.name + ".upgrading")
-    _remove(work)
+    _remove_db(work)  # left by a start that died while upgrading
     try:
         source = _read_only(path)
         try:
@@ -162,7 +162,7 @@ def _upgrade_sqlite_copy(engine: Engine, path: Path) -> None:
         finally:
             source.dispose()
     except Exception as exc:
-        _remove(work)
+        _remove_db(work)
         if isinstance(exc, DealMonitorError):
             raise
         raise MigrationFailed(f"upgrading the state database {path} failed: {_short(exc)}") from exc
@@ -175,11 +175,10 @@ def _upgrade_sqlite_copy(engine: Engine, path: Path) -> None:
         engine.dispose()
         for suffix in ("-wal", "-shm"):
             _remove(Path(str(path) + suffix))
-        _remove(Path(str(work) + "-shm"))
-        _remove(Path(str(work) + "-wal"))
+            _remove(Path(str(work) + suffix))
         os.replace(work, path)
     except Exception as exc:  # e.g. Windows: another program has the file open
-        _remove(work)
+        _remove_db(work)
         raise MigrationFailed(f"could not put the upgraded state database in place of {path}: "
                               f"{_short(exc)}") from exc
 
@@ -198,6 +197,11 @@ def _read_only(path: Path) -> Engine:
     uri = path.resolve().as_uri() + "?mode=ro"
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(
         uri, uri=True, check_same_thread=False))
+
+
+def _remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        _remove(Path(str(path) + suffix))
 
 
 def _remove(path: Path) -> None:
