@@ -17,11 +17,23 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import config, logs, paths
+from . import __version__, config, instance, logs, paths
 from .config import ConfigError, Settings
 from .errors import DealMonitorError
 
 log = logging.getLogger("deal_monitor")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """Options accepted before the subcommand and after it (``status --config x.toml``).
+
+    After the subcommand their defaults are suppressed, so one given before is not reset.
+    """
+    default = {"default": argparse.SUPPRESS} if after_command else {}
+    flag = {"default": argparse.SUPPRESS} if after_command else {"default": False}
+    parser.add_argument("--config", type=Path, help="settings file (TOML)", **default)
+    parser.add_argument("--lang", choices=["ru", "en"], help="interface language", **default)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging", **flag)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,25 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deal-monitor",
         description="Keeps a production database in step with Bitrix24 deals.",
     )
-    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    parser.add_argument("--version", action="version", version=f"deal-monitor {__version__}")
+    _global_options(parser, after_command=False)
     parser.add_argument("--headless", action="store_true", help="run the sync core without a window")
     parser.add_argument("--demo", action="store_true", help="start with the built-in portal simulator")
-    parser.add_argument("--lang", choices=["ru", "en"], help="interface language")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, after_command=True)
     sub = parser.add_subparsers(dest="command", metavar="command")
-    sub.add_parser("status", help="print the state of the inbox and the last sync as JSON")
-    resync = sub.add_parser("resync", help="read deals again from the portal")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, parents=[common])
+
+    command("status", "print the state of the inbox and the last sync as JSON")
+    resync = command("resync", "read deals again from the portal")
     resync.add_argument("ids", nargs="*", type=int, help="deal IDs")
     resync.add_argument("--all", action="store_true", help="every deal (resumable)")
-    bind = sub.add_parser("bind", help="app mode: bind deal events to listener.public_url")
+    bind = command("bind", "app mode: bind deal events to listener.public_url")
     bind.add_argument("--offline", action="store_true", help="bind offline events instead")
-    sub.add_parser("unbind", help="app mode: remove this app's deal-event handlers")
-    sub.add_parser("handlers", help="app mode: list bound handlers (event.get)")
-    preview = sub.add_parser("preview", help="dry run: what syncing these deals would write")
+    command("unbind", "app mode: remove this app's deal-event handlers")
+    command("handlers", "app mode: list bound handlers (event.get)")
+    preview = command("preview", "dry run: what syncing these deals would write")
     preview.add_argument("ids", nargs="*", type=int, help="deal IDs")
     preview.add_argument("--next", type=int, default=0, metavar="N",
                          help="the deals of the next N queued events")
-    authorize = sub.add_parser("authorize", help="app mode: exchange an authorization code")
+    authorize = command("authorize", "app mode: exchange an authorization code")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
     return parser
 
@@ -74,21 +91,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     try:
         data_dir = paths.data_dir(settings.storage.data_dir)
-        logs.setup(data_dir / "logs", level=level)
+        # only the long-running instance writes (and rotates) the log file; an admin command
+        # next to it logs to the console, so two processes never rotate one file
+        logs.setup(data_dir / "logs" if not args.command else None, level=level)
         if args.command == "status":
             return _status(settings)
-        if args.command == "resync":
+        if args.command == "resync" and not args.all:
             return _resync(settings, args)
-        if args.command in ("bind", "unbind", "handlers", "authorize"):
-            return _app_command(settings, args)
+        if args.command == "preview" and not args.ids and args.next <= 0:
+            parser.error("preview needs deal IDs or --next N")
         if args.command == "preview":
-            if not args.ids and args.next <= 0:
-                parser.error("preview needs deal IDs or --next N")
+            _open_state(settings).engine.dispose()  # reads the state: refuse an old schema
             return _preview(settings, args.ids, args.next)
-        return run_headless(settings)
+        if not args.command:
+            return run_headless(settings)
+        # the other commands run a worker on the inbox: one instance per data folder
+        with instance.for_settings(settings):
+            if args.command == "resync":
+                return _resync(settings, args)
+            return _app_command(settings, args)
     except DealMonitorError as exc:
         print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
-        return 1
+        return EXIT_ALREADY_RUNNING if isinstance(exc, instance.AlreadyRunning) else 1
 
 
 def _secret_store():
@@ -106,8 +130,6 @@ def _secret_store():
 
 def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
-    from .service import Monitor
-
     stop = stop or threading.Event()
 
     def _on_signal(signum, _frame) -> None:
@@ -123,40 +145,33 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
-    from .instance import InstanceLock
-    from .service import locations
+    with instance.for_settings(settings):  # raises AlreadyRunning
+        return _run_until_stopped(settings, stop)
 
-    lock = InstanceLock(locations(settings).data_dir)
-    if not settings.storage.state_url and not lock.acquire():
-        # (a shared PostgreSQL inbox is meant for several instances; a SQLite one is not)
-        log.error("another instance is already running on the data folder %s",
-                  locations(settings).data_dir)
-        return 4
+
+def _run_until_stopped(settings: Settings, stop: threading.Event) -> int:
+    from .service import Monitor
+
     monitor = Monitor(settings, secrets=_secret_store())
-    try:
-        monitor.start()
-    except BaseException:
-        lock.release()
-        raise
+    monitor.start()
     status = monitor.status()
     if status.listening:
         log.info("ready: events to %s", status.listen_url)
     elif status.listen_error:
         log.error("listener not running: %s", status.listen_error)
         monitor.stop()
-        lock.release()
         return 3
     try:
         while not stop.wait(1.0):
             pass
     finally:
         monitor.stop()
-        lock.release()
         log.info("stopped")
     return 0
 
 
 EXIT_FORCED = 130
+EXIT_ALREADY_RUNNING = 4
 
 WEBHOOK_BIND_HELP = (
     "An inbound webhook cannot bind events (Bitrix24 answers WRONG_AUTH_TYPE). In the portal open "
@@ -244,12 +259,25 @@ def _preview(settings: Settings, ids: list[int], next_events: int = 0) -> int:
 
 
 def _open_state(settings: Settings):
+    """The state DB for a command that only reads it or adds inbox rows: it works next to a
+    running instance, but upgrades the schema only when no instance holds the data folder."""
     from .service import locations
+    from .store import migrations
     from .store.engine import make_engine
     from .store.state import StateStore
 
     state = StateStore(make_engine(locations(settings).state_url))
-    state.create()
+    if migrations.needs_upgrade(state.engine):
+        lock = instance.for_settings(settings)
+        if not lock.acquire():
+            state.engine.dispose()
+            raise DealMonitorError(
+                "the state database has an older schema and a running Deal Monitor holds it",
+                "Stop it and start this version once (it upgrades the database), then retry.")
+        try:
+            state.create()
+        finally:
+            lock.release()
     return state
 
 

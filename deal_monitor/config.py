@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import tomlkit
+import tomlkit.exceptions
+
+log = logging.getLogger(__name__)
 
 ENV_WEBHOOK_URL = "DEAL_MONITOR_WEBHOOK_URL"
 ENV_APPLICATION_TOKEN = "DEAL_MONITOR_APPLICATION_TOKEN"
@@ -174,6 +181,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from parsed TOML; unknown sections or keys are errors (typos must show)."""
+    data = upgrade_file_data(data)
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _SECTIONS:
@@ -324,27 +332,135 @@ def mapping_of(s: Settings):
                          (m.product_deal_column, m.product_row_column))
 
 
-def to_toml(s: Settings) -> str:
-    """Serialise settings back to TOML (secrets included only if they are set in the object)."""
-    lines: list[str] = []
-    for name in _SECTIONS:
-        section = getattr(s, name)
-        lines.append(f"[{name}]")
-        for f in dataclasses.fields(section):
-            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
-        lines.append("")
-    return "\n".join(lines)
+# -- the file's own evolution ----------------------------------------------------------------
+# ``version`` of the settings file: 1 = the files written before it had one. Raise it when a
+# key is renamed and list the rename under the version that introduced it.
+FILE_VERSION = 2
+RENAMED_KEYS: dict[int, dict[str, str]] = {
+    # version that renamed them: {"old_section.old_key": "new_section.new_key"}
+    2: {},
+}
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):
-        items = ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}" if items else "{}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
+def _renames_since(version: int) -> dict[str, str]:
+    renames: dict[str, str] = {}
+    for introduced in sorted(RENAMED_KEYS):
+        if introduced > version:
+            renames.update(RENAMED_KEYS[introduced])
+    return renames
+
+
+def upgrade_file_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Parsed TOML of any file version -> the current key names, ``version`` taken out.
+
+    A renamed key is moved to its new name with a warning (the desktop writes the new name at
+    its next save); a file from a newer release is refused in one line.
+    """
+    data = {name: dict(value) if isinstance(value, Mapping) else value
+            for name, value in data.items()}
+    version = data.pop("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ConfigError("version", "must be a whole number (the settings file's format)")
+    if version > FILE_VERSION:
+        raise ConfigError("version", f"this file is for a newer Deal Monitor (format {version}, "
+                          f"this one reads up to {FILE_VERSION})")
+    for old, new in _renames_since(version).items():
+        old_section, old_key = old.split(".", 1)
+        section = data.get(old_section)
+        if not isinstance(section, dict) or old_key not in section:
+            continue
+        new_section, new_key = new.split(".", 1)
+        value = section.pop(old_key)
+        if not section:
+            del data[old_section]
+        target = data.setdefault(new_section, {})
+        if isinstance(target, dict) and new_key not in target:
+            target[new_key] = value
+        log.warning("settings: %s is now called %s (the value was kept; the file is updated "
+                    "at the next save from the window)", old, new)
+    return data
+
+
+def _plain(value: Any) -> Any:
+    """A settings value as TOML takes it (tuples -> lists, dicts copied)."""
     if isinstance(value, tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def to_toml(s: Settings) -> str:
+    """Every key of the settings as a TOML file (secrets included if set in the object)."""
+    doc = tomlkit.document()
+    doc["version"] = FILE_VERSION
+    for name in _SECTIONS:
+        table = tomlkit.table()
+        section = getattr(s, name)
+        for f in dataclasses.fields(section):
+            table[f.name] = _plain(getattr(section, f.name))
+        doc[name] = table
+    return tomlkit.dumps(doc)
+
+
+def merge_into_file(text: str, s: Settings) -> str:
+    """The settings file ``text`` updated to hold ``s``: only keys that differ from their
+    defaults are kept, the user's comments, order and other formatting stay, renamed keys get
+    their new names, and ``version`` is set."""
+    try:
+        doc = tomlkit.parse(text) if text.strip() else tomlkit.document()
+    except tomlkit.exceptions.ParseError:
+        doc = tomlkit.document()  # unreadable: the window already offered defaults instead
+    version = doc.get("version", 1)
+    for old in _renames_since(version if isinstance(version, int) else 1):
+        old_section, old_key = old.split(".", 1)
+        if old_section in doc and old_key in doc[old_section]:
+            del doc[old_section][old_key]
+    if "version" in doc:
+        doc["version"] = FILE_VERSION
+    else:
+        body = list(doc.body)
+        doc = tomlkit.document()
+        doc["version"] = FILE_VERSION
+        for key, item in body:
+            if key is None:
+                doc.add(item)
+            else:
+                doc.append(key, item)
+    for name, cls in _SECTIONS.items():
+        section, defaults = getattr(s, name), cls()
+        table = doc.get(name)
+        for f in dataclasses.fields(section):
+            value, default = _plain(getattr(section, f.name)), _plain(getattr(defaults, f.name))
+            present = table is not None and f.name in table
+            if value == default:
+                if present:
+                    del table[f.name]
+                continue
+            if table is None:
+                table = tomlkit.table()
+                doc[name] = table
+                table = doc[name]
+            if not present or _plain(table[f.name].unwrap()) != value:
+                table[f.name] = value
+        if table is not None and not table.value:
+            del doc[name]
+    return tomlkit.dumps(doc)
+
+
+def save(path: Path, s: Settings) -> None:
+    """Write ``s`` into the settings file at ``path`` atomically (see ``merge_into_file``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    updated = merge_into_file(text, s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(updated)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

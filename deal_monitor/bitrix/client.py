@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import requests
 
+from .. import __version__
 from ..errors import BitrixError
 from ..logs import secrets
 from . import phpform
@@ -166,7 +167,7 @@ class BitrixClient:
         self.default_block_seconds = default_block_seconds
         self.cancel = cancel or threading.Event()
         self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = "DealMonitor/0.1"
+        self.session.headers["User-Agent"] = f"DealMonitor/{__version__}"
         self.stats = ClientStats()
         self.last_time: dict = {}
         self._lock = threading.Lock()

@@ -18,7 +18,8 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
-from .. import config, logs, paths
+from .. import config, instance, logs, paths
+from ..cli import EXIT_ALREADY_RUNNING
 from ..config import ConfigError, Settings
 from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
 from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK
@@ -77,6 +78,7 @@ class DesktopApp(QObject):
         self.window: MainWindow | None = None
         self.tray: TrayIcon | None = None
         self.single: SingleInstance | None = None
+        self.data_lock: instance.DataFolderLock | None = None
         self.crash: CrashReporter | None = None
         self._signal_timer: QTimer | None = None
         self._dialogs: dict[str, object] = {}
@@ -91,14 +93,22 @@ class DesktopApp(QObject):
         """Everything before the event loop; an exit code means: do not run."""
         self.translations.install(self.language())
         self.single = SingleInstance(instance_key(str(self.config_path.resolve())), self)
-        if self.single.notify_running():
-            log.info("Deal Monitor is already running; asked it to show its window")
-            return 0
+        if not self.single.claim():
+            if self.single.notify_first():
+                log.info("Deal Monitor is already running; asked it to show its window")
+                return 0
+            if not self.single.lock.held:
+                log.error("another Deal Monitor window is starting and does not answer")
+                return EXIT_ALREADY_RUNNING
         self.single.listen()
 
         settings = self.load_settings()
         if settings is None:
             return 2
+        # the folder's lock before its log file: a refused start must not write (or rotate)
+        # the log of the instance that runs there (--demo uses a folder of its own, below)
+        if not getattr(self.args, "demo", False) and not self.lock_data_folder(settings):
+            return EXIT_ALREADY_RUNNING
         data_dir = paths.data_dir(settings.storage.data_dir)
         logs.setup(data_dir / "logs", level=logging.DEBUG if getattr(self.args, "verbose", False)
                    else logging.INFO, console=sys.stderr is not None)  # pythonw has no console
@@ -124,6 +134,10 @@ class DesktopApp(QObject):
         if demo is not None:
             settings = demo.settings()
             store, persistent, problem = MemoryStore(), False, ""
+            if self.data_lock is not None:  # the wizard chose the demo: its own folder
+                self.data_lock.release()
+            if not self.lock_data_folder(settings):
+                return EXIT_ALREADY_RUNNING
 
         self.controller = AppController(
             settings, store, config_path=self.config_path, secrets_persistent=persistent,
@@ -131,6 +145,21 @@ class DesktopApp(QObject):
         self.build_ui()
         self.controller.start()
         return None
+
+    def lock_data_folder(self, settings: Settings) -> bool:
+        """Hold the data folder's lock (shared with the headless service); say so if taken."""
+        lock = instance.for_settings(settings)
+        try:
+            self.data_lock = lock.acquire_or_raise()
+            return True
+        except instance.AlreadyRunning as exc:
+            log.error("%s", exc)
+            if self.interactive:
+                QMessageBox.critical(None, self.tr("Deal Monitor"), self.tr(
+                    "Deal Monitor is already running on this data folder (as a service, or a "
+                    "window with another settings file):\n\n%1\n\nStop it first, or use it."
+                ).replace("%1", str(lock.busy.path.parent)))
+            return False
 
     def load_settings(self) -> Settings | None:
         path = self.config_path
@@ -304,6 +333,8 @@ class DesktopApp(QObject):
             self.tray.dispose()
         if self.single is not None:
             self.single.close()
+        if self.data_lock is not None:
+            self.data_lock.release()  # after the core stopped
         if self.crash is not None:
             self.crash.uninstall()
 

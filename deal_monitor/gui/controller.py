@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,17 +63,9 @@ def strip_secrets(settings: Settings) -> Settings:
 
 
 def write_settings_file(path: Path, settings: Settings) -> None:
-    """Write the settings file atomically, never with secrets in it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = config.to_toml(strip_secrets(settings))
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write the settings file atomically, never with secrets in it (only the keys that differ
+    from their defaults; the user's comments and order stay: config.save)."""
+    config.save(path, strip_secrets(settings))
 
 
 class AppController(QObject):

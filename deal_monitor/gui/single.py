@@ -1,16 +1,24 @@
-"""One instance at a time: a second start asks the first to show its window, then exits.
+"""One window at a time: a second start asks the first to show its window, then exits.
 
-The running instance listens on a local socket (a named pipe on Windows) whose name is
-derived from the user and the settings file, so two users of one computer do not meet.
+Which start is the first is decided by a lock file (``claim()``), taken before anything slow:
+a second start that finds it held waits for the first to answer on its local socket (a named
+pipe on Windows) and never takes that socket over, however long the first takes to start.
+The names are derived from the user and the settings file, so two users of one computer do
+not meet. (The data folder has its own lock, shared with the headless service:
+deal_monitor/instance.py.)
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import time
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+from .. import paths
+from ..instance import InstanceLock
 
 MESSAGE = b"show\n"
 
@@ -33,6 +41,22 @@ class SingleInstance(QObject):
         super().__init__(parent)
         self.key = key
         self.server: QLocalServer | None = None
+        self.lock = InstanceLock(paths.config_dir(), f"{key}.lock")
+
+    def claim(self) -> bool:
+        """Become the first window (the lock is held until ``close()``); False if another is."""
+        return self.lock.acquire()
+
+    def notify_first(self, wait_s: float = 30.0) -> bool:
+        """Ask the first window to show itself, waiting while it is still starting (it listens
+        only once it got that far). False if it never answered, or if it exited meanwhile and
+        this start took its place (then ``lock.held``)."""
+        deadline = time.monotonic() + wait_s
+        while not self.notify_running(300):
+            if self.claim() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def notify_running(self, timeout_ms: int = 800) -> bool:
         """True if an instance is running (it was asked to show its window)."""
@@ -76,6 +100,7 @@ class SingleInstance(QObject):
         if self.server is not None:
             self.server.close()
             self.server = None
+        self.lock.release()
 
 
 __all__ = ["SingleInstance", "instance_key"]

@@ -23,7 +23,10 @@ MIN_WAITRESS = (3, 0, 2)
 
 
 def _check_waitress() -> None:
-    version = importlib.metadata.version("waitress")
+    try:
+        version = importlib.metadata.version("waitress")
+    except importlib.metadata.PackageNotFoundError:
+        return  # a frozen build may carry no package metadata; it bundles the pinned version
     parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
     if parts < MIN_WAITRESS:
         raise ListenerError(f"waitress {version} is too old; 3.0.2 or newer is required")

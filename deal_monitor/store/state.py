@@ -316,7 +316,10 @@ class StateStore:
             yield conn
 
     def create(self) -> None:
-        metadata.create_all(self.engine)
+        """Create or upgrade the schema (Alembic steps in store/migrations; see its README)."""
+        from .migrations import upgrade
+
+        upgrade(self.engine)
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` on SQLite; other databases check themselves."""

@@ -256,6 +256,18 @@
             <translation>Deal Monitor</translation>
         </message>
         <message>
+            <source>Deal Monitor is already running on this data folder (as a service, or a window with another settings file):
+
+%1
+
+Stop it first, or use it.</source>
+            <translation>Deal Monitor уже работает с этой папкой данных (как служба или окно с другим файлом настроек):
+
+%1
+
+Сначала остановите его или пользуйтесь им.</translation>
+        </message>
+        <message>
             <source>The settings file has an error and cannot be used:
 
 %1

@@ -114,7 +114,7 @@ def test_stage_filter_change_takes_effect(qtbot, sim, app_window, tmp_path):
     assert dialog.released_bar.isVisible()
     saved = tomllib.loads((tmp_path / "deal-monitor.toml").read_text(encoding="utf-8"))
     assert "C1:NEW" not in saved["sync"]["skip_stages"]
-    assert saved["portal"]["webhook_url"] == ""  # never a secret in the file
+    assert "webhook_url" not in saved.get("portal", {})  # never a secret in the file
 
     dialog.released_bar.action.click()
     qtbot.waitUntil(lambda: controller.deal(deal_id).state == DealState.SYNCED, timeout=WAIT_MS)
