@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import DatabaseError
 
-from . import config, faultpoints, paths
+from . import config, faultpoints, metrics, paths
 from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
@@ -374,6 +374,7 @@ class Monitor:
         self.scheduler.start()
         self._start_status_thread()
         self.started = True
+        metrics.watch(self)
         self.publish_status(force=True)
 
     def _open_state(self) -> None:
@@ -552,6 +553,7 @@ class Monitor:
             log.warning("intake works again; reconciling what was refused meanwhile")
             self.reconcile_now()
         faultpoints.reach("after_inbox_commit")
+        metrics.event_accepted(event.event)
         if records:
             self._last_event_at = records[-1].received_at
         for record in records:
@@ -579,6 +581,7 @@ class Monitor:
         )
 
     def reject(self, remote_addr: str, status: int, reason: str) -> None:
+        metrics.event_refused(status, reason)
         if status == 401:
             self.anomalies.auth_failure()
         if self.state is None:

@@ -1,0 +1,108 @@
+"""/metrics during a real headless run against the simulator, read with Prometheus' own parser."""
+
+from __future__ import annotations
+
+import io
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from deal_monitor import metrics
+from tests.e2e.harness import wait_for
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def scrape(app) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}."""
+    reply = requests.get(f"http://127.0.0.1:{app.port}/metrics", timeout=5)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(
+        value for (n, found), value in samples.items()
+        if n == name and all((k, v) in found for k, v in labels.items())
+    )
+
+
+def test_counters_move_during_a_headless_run(make_app, sim):
+    app = make_app().start()
+    before = scrape(app)
+    assert total(before, "deal_monitor_instance_info") == 1
+    assert total(before, "deal_monitor_inbox_depth") == 0
+
+    ids = [sim.portal.add_deal({"TITLE": f"m{n}", "STAGE_ID": "PREPARATION"}) for n in range(3)]
+    sim.portal.update_deal(ids[0], {"TITLE": "m0 again"})
+    assert sim.wait_deliveries(10)
+    wait_for(lambda: {i for i in ids if i in app.target_rows()} == set(ids), timeout=20)
+    delivered = [d for d in sim.deliveries if d.status == 200]
+    assert len(delivered) == 4  # three adds and an update, each acknowledged
+
+    bad = requests.post(app.events_url, data="event=ONCRMDEALUPDATE&data[FIELDS][ID]=1"
+                        "&auth[application_token]=wrong", headers=FORM, timeout=5)
+    assert bad.status_code == 401
+
+    def settled():
+        s = scrape(app)
+        return s if total(s, "deal_monitor_inbox_depth") == 0 and total(
+            s, "deal_monitor_deals_written_total", result="written") >= 3 else None
+
+    after = wait_for(settled, timeout=20)
+    accepted = total(after, "deal_monitor_events_accepted_total") - total(
+        before, "deal_monitor_events_accepted_total")
+    assert accepted == len(delivered)
+    assert total(after, "deal_monitor_events_accepted_total", event="ONCRMDEALADD") - total(
+        before, "deal_monitor_events_accepted_total", event="ONCRMDEALADD") == 3
+    assert total(after, "deal_monitor_events_refused_total", status="401") - total(
+        before, "deal_monitor_events_refused_total", status="401") == 1
+    assert total(after, "deal_monitor_passes_total") > total(before, "deal_monitor_passes_total")
+    assert total(after, "deal_monitor_reconcile_runs_total") >= 1  # the one at start
+    # every REST request the portal saw was counted, each with the simulator's answer (200)
+    assert total(after, "deal_monitor_rest_requests_total") == sim.stats.http_requests
+    assert total(after, "deal_monitor_rest_requests_total", outcome="200") == sim.stats.http_requests
+    # three deals written for the first time (the update may coalesce with its add)
+    assert total(after, "deal_monitor_deals_written_total", result="written") >= 3
+    written = total(after, "deal_monitor_deals_written_total", result="written")
+    assert total(after, "deal_monitor_freshness_seconds_count") == written
+    assert total(after, "deal_monitor_oldest_pending_age_seconds") == 0
+    assert total(after, "deal_monitor_listening") == 1
+    assert app.stop() == 0
+
+
+def _call(remote: str, networks=(), method: str = "GET") -> tuple[str, bytes]:
+    got = {}
+
+    def start_response(status, headers):
+        got["status"] = status
+
+    body = b"".join(metrics.serve({"REMOTE_ADDR": remote, "REQUEST_METHOD": method,
+                                   "wsgi.input": io.BytesIO()}, start_response, networks))
+    return got["status"], body
+
+
+def test_metrics_only_for_loopback_and_allowed_networks():
+    import ipaddress
+
+    nets = [ipaddress.ip_network("10.1.0.0/16")]
+    assert _call("127.0.0.1")[0].startswith("200")
+    assert _call("::1")[0].startswith("200")
+    assert _call("10.1.2.3", nets)[0].startswith("200")
+    assert _call("10.2.0.1", nets)[0].startswith("403")
+    assert _call("203.0.113.9")[0].startswith("403")
+    assert _call("")[0].startswith("403")
+    assert _call("127.0.0.1", method="POST")[0].startswith("405")
+
+
+def test_refusal_reasons_keep_a_small_label_set():
+    before = metrics.EVENTS_REFUSED.labels("400", "malformed body")._value.get()
+    metrics.event_refused(400, "malformed body: bad byte at 17")
+    metrics.event_refused(400, "malformed body: bad byte at 99")
+    assert metrics.EVENTS_REFUSED.labels("400", "malformed body")._value.get() == before + 2
