@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import envconfig
+
 ENV_WEBHOOK_URL = "DEAL_MONITOR_WEBHOOK_URL"
 ENV_APPLICATION_TOKEN = "DEAL_MONITOR_APPLICATION_TOKEN"
 ENV_PREVIOUS_TOKEN = "DEAL_MONITOR_PREVIOUS_APPLICATION_TOKEN"
@@ -111,6 +113,7 @@ class MappingSettings:
 class StorageSettings:
     data_dir: str = ""
     state_url: str = ""
+    keep_days: int = 30  # finished inbox rows, deal timelines and rejections older than this go
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise ConfigError(key, "unsupported type")  # pragma: no cover - defaults are fixed
 
 
-def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                 base: Path | None = None) -> Settings:
     """Build settings from parsed TOML; unknown sections or keys are errors (typos must show)."""
+    data = envconfig.prepare(data, os.environ if env is None else env, _SECTIONS, base)
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _SECTIONS:
@@ -219,7 +224,7 @@ def load(path: Path | str | None, env: Mapping[str, str] | None = None) -> Setti
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"not valid TOML ({exc})") from exc
-    return from_mapping(data, env)
+    return from_mapping(data, env, base=path.resolve().parent)
 
 
 def validate(s: Settings) -> None:
