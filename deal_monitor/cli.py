@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import config, logs, paths
+from . import config, envconfig, logformat, logs, paths
 from .config import ConfigError, Settings
 from .errors import DealMonitorError
 
@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="start with the built-in portal simulator")
     parser.add_argument("--lang", choices=["ru", "en"], help="interface language")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=logformat.FORMATS, default="text",
+                        help="json: one JSON object per line (for journald, Docker, shippers)")
+    parser.add_argument("--no-log-file", action="store_true",
+                        help="log to the console only (the service manager keeps the log)")
+    parser.add_argument("--wait-for-credentials", action="store_true",
+                        help="headless: start without usable credentials and wait for them")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.add_parser("status", help="print the state of the inbox and the last sync as JSON")
     resync = sub.add_parser("resync", help="read deals again from the portal")
@@ -49,10 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the deals of the next N queued events")
     authorize = sub.add_parser("authorize", help="app mode: exchange an authorization code")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
+    backup = sub.add_parser("backup", help="copy the SQLite state DB (safe while running)")
+    backup.add_argument("path", type=Path, help="file (or folder) for the copy")
     return parser
 
 
 def load_settings(path: Path | None) -> Settings:
+    path = path or envconfig.config_path()  # DEAL_MONITOR_CONFIG
     if path is None:
         default = paths.default_config_file()
         path = default if default.exists() else None
@@ -74,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     try:
         data_dir = paths.data_dir(settings.storage.data_dir)
-        logs.setup(data_dir / "logs", level=level)
+        logs.setup(None if args.no_log_file else data_dir / "logs", level=level,
+                   fmt=args.log_format)
         if args.command == "status":
             return _status(settings)
         if args.command == "resync":
@@ -85,7 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.ids and args.next <= 0:
                 parser.error("preview needs deal IDs or --next N")
             return _preview(settings, args.ids, args.next)
-        return run_headless(settings)
+        if args.command == "backup":
+            from .backup import backup_state
+            from .service import locations
+
+            print(f"state DB copied to {backup_state(locations(settings).state_url, args.path)}")
+            return 0
+        return run_headless(settings, wait_for_credentials=args.wait_for_credentials)
     except DealMonitorError as exc:
         print(f"error: {exc} {exc.hint}".strip(), file=sys.stderr)
         return 1
@@ -104,8 +120,12 @@ def _secret_store():
         return MemoryStore()
 
 
-def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
+def run_headless(settings: Settings, stop: threading.Event | None = None,
+                 wait_for_credentials: bool = False) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly.
+
+    Without usable credentials it refuses to start (exit 2, one line) — a server that says
+    "ready" and then refuses every event helps nobody — unless told to wait for them."""
     from .service import Monitor
 
     stop = stop or threading.Event()
@@ -133,6 +153,11 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
                   locations(settings).data_dir)
         return 4
     monitor = Monitor(settings, secrets=_secret_store())
+    missing = "" if wait_for_credentials else missing_credentials(monitor)
+    if missing:
+        lock.release()
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         monitor.start()
     except BaseException:
@@ -157,6 +182,23 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
 
 
 EXIT_FORCED = 130
+
+
+def missing_credentials(monitor) -> str:
+    """What keeps this instance from doing its job ("" when nothing does)."""
+    monitor.open_client()
+    try:
+        if not monitor.has_credentials():
+            return ("no usable portal credentials: set portal.webhook_url (or "
+                    "DEAL_MONITOR_WEBHOOK_URL), or authorize the app; --wait-for-credentials "
+                    "starts anyway")
+        if monitor.listen and not monitor.application_token and monitor.oauth is None:
+            return ("no application token: events would all be refused; set "
+                    "portal.application_token (or DEAL_MONITOR_APPLICATION_TOKEN), or "
+                    "--wait-for-credentials")
+        return ""
+    finally:
+        monitor.client.close()
 
 WEBHOOK_BIND_HELP = (
     "An inbound webhook cannot bind events (Bitrix24 answers WRONG_AUTH_TYPE). In the portal open "
