@@ -286,6 +286,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("sync.reconcile_minutes", "must not be negative (0 turns it off)")
     if sy.max_attempts < 1:
         raise ConfigError("sync.max_attempts", "must be at least 1")
+    if s.storage.keep_days < 1:
+        raise ConfigError("storage.keep_days", "must be at least 1")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", s.target.table):
         raise ConfigError("target.table", "must be a plain SQL identifier")
     _validate_mapping(s)

@@ -56,6 +56,7 @@ from .sync.dryrun import DryRun, dry_run
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
+from .sync.retention import RetentionJob
 from .sync.scheduler import Scheduler
 from .sync.worker import SyncWorker, WorkerOptions
 
@@ -143,6 +144,7 @@ class Monitor:
         self.reconciler: Reconciler | None = None
         self.oauth: OAuthAuth | None = None
         self.offline: OfflinePuller | None = None
+        self.retention: RetentionJob | None = None
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         self._last_error = ""
         self._last_sync_at: datetime | None = None
@@ -372,6 +374,7 @@ class Monitor:
             self._start_listener()
         self.scheduler = Scheduler(self)
         self.scheduler.start()
+        self.retention = RetentionJob(self.state, self.settings.storage.keep_days).start()
         self._start_status_thread()
         self.started = True
         metrics.watch(self)
@@ -456,6 +459,8 @@ class Monitor:
         self._stop_status_thread()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.offline is not None:
             self.offline.stop()
             self.offline = None
