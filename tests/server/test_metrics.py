@@ -106,3 +106,32 @@ def test_refusal_reasons_keep_a_small_label_set():
     metrics.event_refused(400, "malformed body: bad byte at 17")
     metrics.event_refused(400, "malformed body: bad byte at 99")
     assert metrics.EVENTS_REFUSED.labels("400", "malformed body")._value.get() == before + 2
+
+
+def _samples() -> dict[tuple[str, tuple], float]:
+    text = metrics.generate_latest(metrics.registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_app_mode_counts_offline_polls_and_token_refreshes(tmp_path, running):
+    from deal_monitor.simulator import PortalSimulator
+    from tests.e2e.test_never_miss import app_monitor, target_ids
+
+    with PortalSimulator() as sim:
+        monitor, _ = app_monitor(sim, tmp_path, running, portal={"offline_events": True},
+                                 listener={"enabled": False}, sync={"offline_poll_seconds": 0.2})
+        monitor.authorize(sim.issue_auth_code())
+        monitor.bind_handlers(offline=True)
+        before = _samples()
+        first = sim.portal.add_deal({"TITLE": "off", "STAGE_ID": "EXECUTING"})
+        wait_for(lambda: first in target_ids(monitor), timeout=20)
+        sim.expire_access_tokens()
+        second = sim.portal.add_deal({"TITLE": "off 2", "STAGE_ID": "EXECUTING"})
+        wait_for(lambda: second in target_ids(monitor), timeout=20)
+        after = _samples()
+    assert sim.stats.token_refreshes >= 1
+    assert total(after, "deal_monitor_token_refreshes_total") == sim.stats.token_refreshes
+    polls = total(after, "deal_monitor_poll_runs_total", kind="offline") - total(
+        before, "deal_monitor_poll_runs_total", kind="offline")
+    assert polls >= 4  # each deal: a step that reserves its batch and one that settles it
