@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import DatabaseError
 
-from . import config, faultpoints, metrics, paths
+from . import config, envconfig, faultpoints, metrics, paths
 from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent
@@ -133,6 +133,7 @@ class Monitor:
         if sink is not None:
             self.sink.add(sink)
         self.secrets = secrets or MemoryStore()
+        envconfig.use_secret_store(self.secrets)  # DB passwords kept in the keyring
         self.listen = listen and settings.listener.enabled
         self.where = locations(settings)
         self.state: StateStore | None = None
