@@ -135,3 +135,30 @@ def test_app_mode_counts_offline_polls_and_token_refreshes(tmp_path, running):
     polls = total(after, "deal_monitor_poll_runs_total", kind="offline") - total(
         before, "deal_monitor_poll_runs_total", kind="offline")
     assert polls >= 4  # each deal: a step that reserves its batch and one that settles it
+
+
+def test_two_instances_on_one_inbox_each_report_their_own_series(make_app, sim, pg_database):
+    nodes = [make_app(f"node{n}", hook=(n == 0), storage__state_url=pg_database,
+                      target__url=pg_database).start() for n in range(2)]
+    ids = [sim.portal.add_deal({"TITLE": f"s{n}", "STAGE_ID": "EXECUTING"}) for n in range(12)]
+    assert sim.wait_deliveries(15)
+    delivered = [d for d in sim.deliveries if d.status == 200]
+    assert len(delivered) == len(ids)
+
+    def done():
+        scrapes = [scrape(node) for node in nodes]
+        written = sum(total(s, "deal_monitor_deals_written_total", result="written") for s in scrapes)
+        return scrapes if written == len(ids) else None
+
+    first, second = wait_for(done, timeout=30)
+    ids_seen = {label for s in (first, second) for (name, labels), _ in s.items()
+                if name == "deal_monitor_instance_info" for label in labels}
+    assert len(ids_seen) == 2  # two instance_id values: two sets of series
+    # only the instance the portal calls accepted events; both may have done the work, and
+    # across them every deal was written exactly once
+    assert total(first, "deal_monitor_events_accepted_total") == len(ids)
+    assert total(second, "deal_monitor_events_accepted_total") == 0
+    # the inbox is shared: both report the same depth
+    assert total(first, "deal_monitor_inbox_depth") == total(second, "deal_monitor_inbox_depth") == 0
+    for node in nodes:
+        assert node.stop() == 0
