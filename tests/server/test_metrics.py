@@ -79,6 +79,33 @@ def test_counters_move_during_a_headless_run(make_app, sim):
     assert app.stop() == 0
 
 
+def test_rest_outcomes_retries_and_refusals_as_the_portal_answered(make_app, sim):
+    app = make_app().start()
+    wait_for(lambda: total(scrape(app), "deal_monitor_reconcile_runs_total") >= 1, timeout=20)
+    wait_for(lambda: total(scrape(app), "deal_monitor_rest_requests_total")
+             == sim.stats.http_requests, timeout=10)
+    before = scrape(app)
+    sim.faults.fail_next(2, status=503)  # QUERY_LIMIT_EXCEEDED, the portal's own body
+    # the operating-time limit, with the reset time the portal sends (a second from now)
+    sim.faults.fail_next(1, status=429, body={
+        "error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked",
+        "time": {"start": 1000.0, "finish": 1000.0, "operating_reset_at": 1001.0}})
+    sim.faults.drop_next(1)  # no answer at all
+    deal_id = sim.portal.add_deal({"TITLE": "through refusals", "STAGE_ID": "PREPARATION"})
+    wait_for(lambda: deal_id in app.target_rows(), timeout=100)  # ~8 s of backoff expected
+    after = scrape(app)
+
+    def moved(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert moved("deal_monitor_rest_requests_total", outcome="503") == 2
+    assert moved("deal_monitor_rest_requests_total", outcome="429") == 1
+    assert moved("deal_monitor_rest_requests_total", outcome="error") == 1
+    assert moved("deal_monitor_rest_retries_total") == 4  # each failed request was tried again
+    assert moved("deal_monitor_rest_refusals_total") == 3  # two QUERY_LIMIT_EXCEEDED, one 429
+    assert app.stop() == 0
+
+
 def _call(remote: str, networks=(), method: str = "GET") -> tuple[str, bytes]:
     got = {}
 
