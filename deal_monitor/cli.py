@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, config, instance, logs, paths
+from . import __version__, config, envconfig, instance, logformat, logs, paths
 from .config import ConfigError, Settings
 from .errors import DealMonitorError
 
@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, after_command=False)
     parser.add_argument("--headless", action="store_true", help="run the sync core without a window")
     parser.add_argument("--demo", action="store_true", help="start with the built-in portal simulator")
+    parser.add_argument("--log-format", choices=logformat.FORMATS, default="text",
+                        help="json: one JSON object per line (for journald, Docker, shippers)")
+    parser.add_argument("--no-log-file", action="store_true",
+                        help="log to the console only (the service manager keeps the log)")
+    parser.add_argument("--wait-for-credentials", action="store_true",
+                        help="headless: start without usable credentials and wait for them")
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, after_command=True)
     sub = parser.add_subparsers(dest="command", metavar="command")
@@ -66,10 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the deals of the next N queued events")
     authorize = command("authorize", "app mode: exchange an authorization code")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
+    backup = sub.add_parser("backup", help="copy the SQLite state DB (safe while running)")
+    backup.add_argument("path", type=Path, help="file (or folder) for the copy")
     return parser
 
 
 def load_settings(path: Path | None) -> Settings:
+    path = path or envconfig.config_path()  # DEAL_MONITOR_CONFIG
     if path is None:
         default = paths.default_config_file()
         path = default if default.exists() else None
@@ -93,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir = paths.data_dir(settings.storage.data_dir)
         # only the long-running instance writes (and rotates) the log file; an admin command
         # next to it logs to the console, so two processes never rotate one file
-        logs.setup(data_dir / "logs" if not args.command else None, level=level)
+        log_dir = None if (args.no_log_file or args.command) else data_dir / "logs"
+        logs.setup(log_dir, level=level, fmt=args.log_format)
         if args.command == "status":
             return _status(settings)
         if args.command == "resync" and not args.all:
@@ -103,8 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "preview":
             _open_state(settings).engine.dispose()  # reads the state: refuse an old schema
             return _preview(settings, args.ids, args.next)
+        if args.command == "backup":  # SQLite's online backup: safe next to a running instance
+            from .backup import backup_state
+            from .service import locations
+
+            print(f"state DB copied to {backup_state(locations(settings).state_url, args.path)}")
+            return 0
         if not args.command:
-            return run_headless(settings)
+            return run_headless(settings, wait_for_credentials=args.wait_for_credentials)
         # the other commands run a worker on the inbox: one instance per data folder
         with instance.for_settings(settings):
             if args.command == "resync":
@@ -128,8 +144,12 @@ def _secret_store():
         return MemoryStore()
 
 
-def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly."""
+def run_headless(settings: Settings, stop: threading.Event | None = None,
+                 wait_for_credentials: bool = False) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly.
+
+    Without usable credentials it refuses to start (exit 2, one line) — a server that says
+    "ready" and then refuses every event helps nobody — unless told to wait for them."""
     stop = stop or threading.Event()
 
     def _on_signal(signum, _frame) -> None:
@@ -146,13 +166,18 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
     with instance.for_settings(settings):  # raises AlreadyRunning
-        return _run_until_stopped(settings, stop)
+        return _run_until_stopped(settings, stop, wait_for_credentials)
 
 
-def _run_until_stopped(settings: Settings, stop: threading.Event) -> int:
+def _run_until_stopped(settings: Settings, stop: threading.Event,
+                       wait_for_credentials: bool = False) -> int:
     from .service import Monitor
 
     monitor = Monitor(settings, secrets=_secret_store())
+    missing = "" if wait_for_credentials else missing_credentials(monitor)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     monitor.start()
     status = monitor.status()
     if status.listening:
@@ -172,6 +197,23 @@ def _run_until_stopped(settings: Settings, stop: threading.Event) -> int:
 
 EXIT_FORCED = 130
 EXIT_ALREADY_RUNNING = 4
+
+
+def missing_credentials(monitor) -> str:
+    """What keeps this instance from doing its job ("" when nothing does)."""
+    monitor.open_client()
+    try:
+        if not monitor.has_credentials():
+            return ("no usable portal credentials: set portal.webhook_url (or "
+                    "DEAL_MONITOR_WEBHOOK_URL), or authorize the app; --wait-for-credentials "
+                    "starts anyway")
+        if monitor.listen and not monitor.application_token and monitor.oauth is None:
+            # pull mode (an inbound webhook alone) is complete: changes come by polling
+            log.warning("no application token: pushed events are refused; changes come in "
+                        "by polling and reconciliation")
+        return ""
+    finally:
+        monitor.client.close()
 
 WEBHOOK_BIND_HELP = (
     "An inbound webhook cannot bind events (Bitrix24 answers WRONG_AUTH_TYPE). In the portal open "

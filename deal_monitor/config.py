@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import tomlkit
 import tomlkit.exceptions
 
+from . import envconfig
+
 log = logging.getLogger(__name__)
 
 ENV_WEBHOOK_URL = "DEAL_MONITOR_WEBHOOK_URL"
@@ -118,6 +120,7 @@ class MappingSettings:
 class StorageSettings:
     data_dir: str = ""
     state_url: str = ""
+    keep_days: int = 30  # finished inbox rows, deal timelines and rejections older than this go
 
 
 @dataclass(frozen=True)
@@ -179,9 +182,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise ConfigError(key, "unsupported type")  # pragma: no cover - defaults are fixed
 
 
-def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                 base: Path | None = None) -> Settings:
     """Build settings from parsed TOML; unknown sections or keys are errors (typos must show)."""
-    data = upgrade_file_data(data)
+    data = upgrade_file_data(data)  # renamed keys first: the environment names today's keys
+    data = envconfig.prepare(data, os.environ if env is None else env, _SECTIONS, base)
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _SECTIONS:
@@ -227,7 +232,7 @@ def load(path: Path | str | None, env: Mapping[str, str] | None = None) -> Setti
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"not valid TOML ({exc})") from exc
-    return from_mapping(data, env)
+    return from_mapping(data, env, base=path.resolve().parent)
 
 
 def validate(s: Settings) -> None:
@@ -289,6 +294,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("sync.reconcile_minutes", "must not be negative (0 turns it off)")
     if sy.max_attempts < 1:
         raise ConfigError("sync.max_attempts", "must be at least 1")
+    if s.storage.keep_days < 1:
+        raise ConfigError("storage.keep_days", "must be at least 1")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", s.target.table):
         raise ConfigError("target.table", "must be a plain SQL identifier")
     _validate_mapping(s)

@@ -14,6 +14,8 @@ import re
 import threading
 from pathlib import Path
 
+from . import logformat
+
 MARK = "***"
 
 _PATTERNS = [
@@ -95,8 +97,10 @@ class RedactingFilter(logging.Filter):
 FORMAT = "%(asctime)s %(levelname)-7s [%(threadName)s] %(name)s: %(message)s"
 
 
-def setup(log_dir: Path | None, level: int = logging.INFO, console: bool = True) -> None:
-    """Configure the root logger: console and/or a rotating file, both behind the redactor."""
+def setup(log_dir: Path | None, level: int = logging.INFO, console: bool = True,
+          fmt: str = "text") -> None:
+    """Configure the root logger: console and/or a rotating file, both behind the redactor
+    (``log_dir`` None: no file; ``fmt`` "json": one JSON object per line, see logformat.py)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_deal_monitor", False):
@@ -114,7 +118,7 @@ def setup(log_dir: Path | None, level: int = logging.INFO, console: bool = True)
             )
         )
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(logformat.formatter(fmt, FORMAT))
         handler.addFilter(RedactingFilter())
         handler._deal_monitor = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import DatabaseError
 
-from . import config, faultpoints, paths
+from . import config, envconfig, faultpoints, metrics, paths
 from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent, Rejection, valid_member_id
@@ -60,6 +60,7 @@ from .sync.installs import InstallQueueFull, InstallVerifier
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
 from .sync.reconciler import Reconciler
+from .sync.retention import RetentionJob
 from .sync.scheduler import Scheduler
 from .sync.worker import SyncWorker, WorkerOptions
 
@@ -136,6 +137,7 @@ class Monitor:
         if sink is not None:
             self.sink.add(sink)
         self.secrets = secrets or MemoryStore()
+        envconfig.use_secret_store(self.secrets)  # DB passwords kept in the keyring
         self.listen = listen and settings.listener.enabled
         self.where = locations(settings)
         self.state: StateStore | None = None
@@ -147,6 +149,7 @@ class Monitor:
         self.reconciler: Reconciler | None = None
         self.oauth: OAuthAuth | None = None
         self.offline: OfflinePuller | None = None
+        self.retention: RetentionJob | None = None
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         self.board = HealthBoard()  # per-component health: each clears only its own error
         self.intake_failures = 0
@@ -395,8 +398,10 @@ class Monitor:
             self._start_listener()
         self.scheduler = Scheduler(self, board=self.board)
         self.scheduler.start()
+        self.retention = RetentionJob(self.state, self.settings.storage.keep_days).start()
         self._start_status_thread()
         self.started = True
+        metrics.watch(self)
         self.publish_status(force=True)
 
     def _open_state(self) -> None:
@@ -480,6 +485,8 @@ class Monitor:
         self._flush_refusals()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.offline is not None:
             self.offline.stop()
             self.offline = None
@@ -585,6 +592,7 @@ class Monitor:
             log.warning("intake works again; reconciling what was refused meanwhile")
             self.reconcile_now()
         faultpoints.reach("after_inbox_commit")
+        metrics.event_accepted(event.event)
         if records:
             self._last_event_at = records[-1].received_at
         for record in records:
@@ -613,6 +621,7 @@ class Monitor:
 
     def reject(self, remote_addr: str, status: int, reason: str) -> None:
         """Listener thread: count the refusal; the status thread writes it (in a batch)."""
+        metrics.event_refused(status, reason)
         if status == 401:
             self.anomalies.auth_failure()
         self.refusals.record(remote_addr, status, reason)

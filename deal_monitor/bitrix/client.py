@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import requests
 
-from .. import __version__
+from .. import __version__, metrics
 from ..errors import BitrixError
 from ..logs import secrets
 from . import phpform
@@ -271,7 +271,9 @@ class BitrixClient:
             self.stats.http_requests += 1
             try:
                 response = self.session.post(url, json=payload, timeout=self.timeout)
+                metrics.rest_request(method, response.status_code)
             except requests.RequestException as exc:
+                metrics.rest_request(method, None)
                 raise BitrixError(
                     "NETWORK_ERROR", secrets.redact(f"{type(exc).__name__}: {exc}")[:300]
                 ) from None

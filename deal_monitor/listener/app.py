@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .. import metrics
 from ..bitrix.events import IncomingEvent, Rejection, read_event
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class ListenerApp:
         method = environ.get("REQUEST_METHOD", "")
         path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
         remote = environ.get("REMOTE_ADDR") or ""
+        if path == metrics.PATH:
+            return metrics.serve(environ, start_response, self.networks)
         if path == "/livez" or path in HEALTH_PATHS:
             if method not in ("GET", "HEAD"):
                 return self._reply(start_response, 405, "", allow="GET")

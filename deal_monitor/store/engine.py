@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+
+from ..envconfig import with_password
 
 WRITE = {"deal_monitor_write": True}
 
@@ -20,8 +22,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_s: float = 10.0) -> Engine:
+def make_engine(url: str | URL, *, synchronous: str = "FULL", busy_timeout_s: float = 10.0) -> Engine:
     """An engine for ``url``; use ``engine.execution_options(**WRITE)`` for write transactions."""
+    url = with_password(url)  # a DB password kept as a secret, not in the configured URL
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs: dict = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}

@@ -1010,3 +1010,24 @@ class StateStore:
                 delete(inbox).where(and_(inbox.c.status != "queued", inbox.c.done_at < cutoff))
             )
             return result.rowcount or 0
+
+    def prune_before(self, cutoff: datetime, chunk: int = 5000) -> dict[str, int]:
+        """Drop what is older than ``cutoff`` (naive UTC): finished inbox rows, deal timeline
+        entries and rejected requests. Queued rows are never dropped. Deletes go in chunks,
+        each its own short transaction, so the listener's inserts get in between."""
+        targets = (
+            ("inbox", inbox, and_(inbox.c.status != "queued", inbox.c.done_at < cutoff)),
+            ("deal_history", deal_history, deal_history.c.at < cutoff),
+            ("rejection", rejection, rejection.c.at < cutoff),
+        )
+        removed = dict.fromkeys((name for name, _, _ in targets), 0)
+        for name, table, condition in targets:
+            while True:
+                with self._write() as conn:
+                    ids = conn.execute(select(table.c.id).where(condition).limit(chunk)).scalars().all()
+                    if ids:
+                        conn.execute(delete(table).where(table.c.id.in_(ids)))
+                removed[name] += len(ids)
+                if len(ids) < chunk:
+                    break
+        return removed

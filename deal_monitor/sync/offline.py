@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .. import faultpoints
+from .. import faultpoints, metrics
 from ..bitrix.client import BitrixClient
 from ..bitrix.events import DEAL_EVENTS, parse_id
 from ..bitrix.throttle import Cancelled
@@ -66,6 +66,7 @@ class OfflinePuller:
         while not self._stop.is_set():
             try:
                 busy = self.step()
+                metrics.poll_run("offline")
                 self.last_error = ""
             except Cancelled:
                 return

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 
-from .. import faultpoints
+from .. import faultpoints, metrics
 from ..bitrix.client import BATCH_LIMIT, PRODUCTS_KEY, BitrixClient, bad_answer
 from ..bitrix.deal import DealFormatError, parse_deal
 from ..bitrix.stages import StageFilter
@@ -467,6 +467,7 @@ class SyncWorker:
             return
         faultpoints.reach("after_target_commit")
         records = self.state.record_outcomes(outcomes)
+        metrics.deals_committed(outcomes)
         counts: dict[str, int] = {}
         for out in outcomes:
             key = "retrying" if out.retry_delay is not None else out.status.value

@@ -56,7 +56,9 @@ def main() -> int:
         store.SECURE_BACKENDS.add(args.allow_backend)
         if args.keyring_timeout:  # scale the 5 s time limit down for a quick test
             store.KeyringStore.__init__.__defaults__ = (args.keyring_timeout,)
-        return cli.main(["--headless", "--config", str(args.config)])
+        # the keyring never answers, so no credentials are usable: a server must be told to
+        # start anyway (else it exits 2 at once, see test_cli_server)
+        return cli.main(["--headless", "--config", str(args.config), "--wait-for-credentials"])
 
     from deal_monitor import config, logs, paths
     from deal_monitor.service import Monitor
