@@ -98,7 +98,8 @@ AWKWARD = 'line one\nline two "quoted" \\ back\tslash \x7f end'
 def test_values_with_newlines_and_quotes_stay_valid_toml(tmp_path, write):
     settings = config.from_mapping({
         "portal": {"auth_connector": AWKWARD},
-        "storage": {"data_dir": "C:\\Users\\planner\nsecond line"},
+        # absolute: a relative data_dir is resolved against the file's folder when loaded
+        "storage": {"data_dir": str(tmp_path / "planner\nsecond line")},
         "mapping": {"preset": "custom", "key_column": "bitrix_id",
                     "columns": {"bitrix_id": "field:ID", "note": "template:{TITLE}\n{COMMENTS}"}},
     }, env={})

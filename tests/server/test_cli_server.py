@@ -107,21 +107,36 @@ def test_headless_without_credentials_refuses_to_start(tmp_path):
     assert "ready" not in result.stderr
 
 
-def test_headless_without_the_application_token_refuses_to_start(tmp_path, sim):
+def test_headless_with_a_webhook_alone_starts_in_pull_mode(tmp_path, sim):
+    """An inbound webhook alone is a complete configuration (pull mode, issue 12): the
+    instance starts, says pushed events are refused, and refuses them."""
+    import requests
+
     settings = from_mapping({"portal": {"webhook_url": sim.webhook_url},
                              "listener": {"port": free_port()},
                              "storage": {"data_dir": str(tmp_path / "data")}}, env={})
     path = tmp_path / "c.toml"
     path.write_text(config.to_toml(settings), encoding="utf-8")
-    result = _cli("--headless", "--config", str(path))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: no application token")
-    # the token from the environment is enough
-    env_ok = subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "deal_monitor", "--headless", "--config", str(path)], cwd=ROOT,
-        env=_env(DEAL_MONITOR_APPLICATION_TOKEN=sim.application_token),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _wait_ready_then_stop(env_ok, settings.listener.port)
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = settings.listener.port
+
+    def refused() -> int:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        try:
+            return requests.post(f"http://127.0.0.1:{port}/bitrix24/events", data=b"event=X",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                 timeout=2).status_code
+        except requests.ConnectionError:
+            return 0
+
+    try:
+        assert wait_for(refused, timeout=60) == 401
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0].decode()
+    assert "no application token: pushed events are refused" in output
 
 
 def _wait_ready_then_stop(proc, port):
@@ -130,7 +145,7 @@ def _wait_ready_then_stop(proc, port):
     def up():
         assert proc.poll() is None, proc.stdout.read().decode()
         try:
-            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
+            return requests.get(f"http://127.0.0.1:{port}/livez", timeout=1).ok
         except requests.ConnectionError:
             return False
 
