@@ -26,14 +26,8 @@ from deal_monitor.bitrix import phpform
 from deal_monitor.paths import sqlite_url
 from deal_monitor.simulator import PortalSimulator
 from tests.e2e.harness import ROOT, HeadlessApp, wait_for
-from tests.reliability.support import (
-    LIVE_STAGES,
-    converge,
-    duplicate_ids,
-    integrity,
-    sqlite_rows,
-    target_table,
-)
+from tests.oracle import converge, duplicate_ids, target_table
+from tests.reliability.support import LIVE_STAGES, integrity, sqlite_rows
 
 FAST = {"sync__debounce_seconds": 0.1, "sync__max_delay_seconds": 1.0}
 

@@ -35,6 +35,7 @@ from deal_monitor.simulator.errors import RestError
 from tests.conftest import MYSQL_URL, PG_URL, _server_or_skip
 from tests.e2e.harness import ROOT, HeadlessApp, wait_for
 from tests.e2e.test_never_miss import app_monitor, settings_for
+from tests.oracle import live_ids, monitor_target, row_matches, target_table
 from tests.reliability.support import (
     TcpProxy,
     envelope,
@@ -42,8 +43,6 @@ from tests.reliability.support import (
     percentile,
     post,
     recording_simulator,
-    row_matches,
-    target_table,
     timed_post,
 )
 
@@ -683,7 +682,7 @@ def test_row15_permanent_failure_in_an_offline_batch_is_marked_as_error(tmp_path
         return real_read(deal_id)
 
     sim.portal.read_for_rest = read
-    wait_for(lambda: good in monitor.target.all_ids(), timeout=20)
+    wait_for(lambda: good in live_ids(*monitor_target(monitor)), timeout=20)
     wait_for(lambda: monitor.state.get_value("offline.process_id") is None, timeout=20)
     rows = sim.offline.list_rows()
     assert [r["ERROR"] for r in rows] == ["1"], rows  # parked at the portal, not left reserved
@@ -717,7 +716,7 @@ def test_row20_corrupt_state_db_is_moved_aside_and_rebuilt(tmp_path, running, si
     deals = [add(sim, f"c{n}") for n in range(120)]
     settings = settings_for(sim, tmp_path, sync=QUICK)
     monitor = running(settings)
-    wait_for(lambda: set(deals) <= monitor.target.all_ids(), timeout=20)
+    wait_for(lambda: set(deals) <= live_ids(*monitor_target(monitor)), timeout=20)
     monitor.stop()
     state = tmp_path / "data" / "state.db"
     with contextlib.closing(sqlite3.connect(state)) as conn:

@@ -33,6 +33,7 @@ from deal_monitor.simulator.errors import RestError
 from deal_monitor.simulator.events import encode_envelope
 from tests.e2e.harness import wait_for
 from tests.e2e.test_never_miss import settings_for
+from tests.oracle import live_ids, monitor_target, row_matches, target_table
 from tests.reliability.support import (
     FORM,
     SCALE,
@@ -43,9 +44,7 @@ from tests.reliability.support import (
     post,
     post_all,
     raw_http,
-    row_matches,
     state_counts,
-    target_table,
     webhook_auth,
 )
 
@@ -536,12 +535,12 @@ def test_row32_unreadable_deal_is_dead_lettered_and_the_queue_moves(tmp_path, ru
     others = [sim.portal.add_deal({"TITLE": f"ok {n}", "STAGE_ID": "WON"}) for n in range(3)]
     for deal_id in others:
         assert post(url, envelope(sim, deal_id, event="ONCRMDEALADD")).status_code == 200
-    wait_for(lambda: set(others) <= monitor.target.all_ids(), timeout=10)
+    wait_for(lambda: set(others) <= live_ids(*monitor_target(monitor)), timeout=10)
     wait_for(lambda: monitor.status().failed_count >= 1, timeout=15)
     failed = [e for e in monitor.events(50) if e.status == EventStatus.FAILED]
     assert {e.deal_id for e in failed} == {poison}  # parked with the reason, nothing else
     assert all("Access denied" in e.error for e in failed)
-    assert poison not in monitor.target.all_ids()
+    assert poison not in live_ids(*monitor_target(monitor))
     assert monitor.health()["failed"] == len(failed)  # visible
 
 
@@ -708,7 +707,7 @@ def test_row38_idle_flood_recovers_by_itself(monkeypatch, tmp_path, sim, running
         assert time.monotonic() - started < 2 + 1 + 3  # channel_timeout + cleanup_interval + slack
         bare_lf.settimeout(5)
         assert bare_lf.recv(100) == b""  # the reaper closed it; it was never answered
-        wait_for(lambda: deal_id in monitor.target.all_ids(), timeout=10)
+        wait_for(lambda: deal_id in live_ids(*monitor_target(monitor)), timeout=10)
     finally:
         for sock in attackers:
             sock.close()
@@ -740,7 +739,7 @@ def test_row39_valid_token_flood_is_acked_and_coalesced(tmp_path, running, sim):
     elapsed = time.monotonic() - started
     assert statuses.count(200) == EVENTS
     wait_for(lambda: monitor.status().inbox_depth == 0, timeout=30)
-    assert set(deals) <= monitor.target.all_ids()
+    assert set(deals) <= live_ids(*monitor_target(monitor))
     assert sim.stats.refusals_503 == 0
     # coalesced: a handful of batch reads per settle window, never one per event
     assert sim.stats.http_requests <= 2 * (elapsed / 2.5 + 2) + 5, sim.stats.http_requests

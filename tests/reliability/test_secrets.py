@@ -32,7 +32,8 @@ from deal_monitor.service import check_target_url, check_webhook_url
 from deal_monitor.simulator import PortalSimulator
 from tests.e2e.harness import ROOT, HeadlessApp, free_port, wait_for
 from tests.e2e.test_never_miss import settings_for
-from tests.reliability.support import FORM, envelope, post, row_matches, target_table
+from tests.oracle import live_ids, monitor_target, row_matches, target_table
+from tests.reliability.support import FORM, envelope, post
 
 
 def canary(kind: str) -> str:
@@ -188,7 +189,7 @@ def test_no_oauth_secret_or_token_leaves_the_app(tmp_path, canary_sim, running, 
     note_tokens()
     deal = sim.portal.add_deal({"TITLE": "oauth", "STAGE_ID": "EXECUTING"})
     assert post(url, envelope(sim, deal)).status_code == 200
-    wait_for(lambda: deal in monitor.target.all_ids(), timeout=10)
+    wait_for(lambda: deal in live_ids(*monitor_target(monitor)), timeout=10)
     sim.expire_access_tokens()  # refresh with the client secret in the request
     monitor.resync([deal])
     wait_for(lambda: sim.stats.token_refreshes >= 1, timeout=10)
