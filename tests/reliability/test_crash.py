@@ -112,10 +112,14 @@ def test_kill_9_at_a_random_moment(make_app, sim, seed):
     work = Workload(sim, rnd)
     work.run(creates=30, updates=0)  # there before the first start: the first reconcile's job
     app = make_app(**FAST).start()
+    # the sender pauses 10 ms before each post, so the ~300 events below take >= 3 s to go out
+    # however fast this box is: the kill at <= 0.6 s finds most of them still on their way
+    sim.delivery_delay = 0.01
     work.run(creates=150, updates=150)  # ~300 events queue up at the portal's sender
     time.sleep(rnd.uniform(0.05, 0.6))
     in_flight = work.events - len(sim.deliveries)
     app.stop(kill=True)
+    sim.delivery_delay = 0.0
     assert in_flight >= 50, in_flight  # killed with events still on their way
     work.run(creates=20, updates=60, deletes=8)  # while it is down: these posts are lost
     assert sim.wait_deliveries(60)
