@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from deal_monitor.bitrix import phpform
 from deal_monitor.paths import sqlite_url
-from deal_monitor.simulator import PortalSimulator
+from deal_monitor.simulator import PortalSimulator, formcodec
 from tests.e2e.harness import ROOT, HeadlessApp, wait_for
 from tests.oracle import converge, duplicate_ids, target_table
 from tests.reliability.support import LIVE_STAGES, integrity, sqlite_rows
@@ -73,7 +72,7 @@ def acked_missing_from_inbox(sim: PortalSimulator, app: HeadlessApp) -> list[tup
     for delivery in sim.deliveries:
         if not delivery.ok or delivery.url != app.events_url:
             continue
-        form = phpform.decode(delivery.body)
+        form = formcodec.decode(delivery.body)  # as the portal sent it, not as the app reads it
         key = (form["event"], int(form["data"]["FIELDS"]["ID"]), int(form["ts"]))
         if key not in stored:
             missing.append(key)

@@ -29,7 +29,7 @@ from deal_monitor import logs
 from deal_monitor.bitrix import phpform
 from deal_monitor.credentials import MemoryStore, SecretStoreUnavailable, store
 from deal_monitor.service import check_target_url, check_webhook_url
-from deal_monitor.simulator import PortalSimulator
+from deal_monitor.simulator import PortalSimulator, formcodec
 from tests.e2e.harness import ROOT, HeadlessApp, free_port, wait_for
 from tests.e2e.test_never_miss import settings_for
 from tests.oracle import live_ids, monitor_target, row_matches, target_table
@@ -44,7 +44,8 @@ def leaks(canaries: dict[str, str], places: dict[str, bytes]) -> list[str]:
     """Every (canary, place) pair where a canary shows up, raw or percent-encoded."""
     found = []
     for name, value in canaries.items():
-        forms = {value.encode(), phpform.encode({"x": value})[2:].encode()}
+        forms = {value.encode(), phpform.encode({"x": value})[2:].encode(),
+                 formcodec.encode({"x": value})[2:].encode()}
         for place, data in places.items():
             if any(form in data for form in forms):
                 found.append(f"{name} in {place}")
@@ -206,7 +207,7 @@ def test_no_oauth_secret_or_token_leaves_the_app(tmp_path, canary_sim, running, 
     wait_for(lambda: monitor.status().auth_state == "reauthorize", timeout=10)
     texts["healthz"] = requests.get(url.replace("/bitrix24/events", "/healthz"), timeout=5).content
     # a forged install with the real application token but made-up tokens
-    forged = phpform.encode({"event": "ONAPPINSTALL", "auth": {
+    forged = formcodec.encode({"event": "ONAPPINSTALL", "auth": {
         "access_token": canary("forgedaccess"), "refresh_token": canary("forgedrefresh"),
         "application_token": sim.application_token, "member_id": sim.member_id}})
     texts["forged install reply"] = requests.post(url, data=forged, headers=FORM, timeout=5).content
