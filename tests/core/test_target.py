@@ -12,7 +12,7 @@ from deal_monitor.bitrix.deal import parse_deal
 from deal_monitor.errors import TargetError
 from deal_monitor.store.engine import make_engine
 from deal_monitor.store.target import TargetWriter
-from tests.oracle import comparable, target_table
+from tests.oracle import DEAL_COLUMNS, comparable, expected_row, target_table
 
 
 def raw(deal_id: int, modified: str = "2024-08-30T14:29:00+02:00", **fields) -> dict:
@@ -55,6 +55,7 @@ def test_insert_keeps_exact_amount_and_portal_day(writer):
     assert row["title"] == "Сделка 5"
     assert row["deleted"] is False
     assert row["date_modify"] == datetime(2024, 8, 30, 12, 29)  # stored as UTC
+    assert {k: row[k] for k in DEAL_COLUMNS} == expected_row(raw(5))  # the oracle agrees
 
 
 def test_older_data_never_overwrites_newer(writer):
