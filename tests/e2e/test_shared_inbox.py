@@ -72,7 +72,10 @@ def instance(sim, tmp_path, state_url: str, n: int, sink: Synced | None = None) 
 
 
 def idle(node: Monitor) -> None:
-    """Only the rows a test queues are the work: no scheduled runs, start-up work done, paused."""
+    """Only the rows a test queues are the work: start-up reconciliation finished (a stop in the
+    middle would leave the rest of it to the next instance that starts), no scheduled runs,
+    start-up work done, paused."""
+    wait_for(lambda: node.scheduler.runs >= 1, timeout=60)
     node.scheduler.stop()
     wait_for(lambda: node.status().inbox_depth == 0, timeout=30)
     node.pause()
@@ -167,6 +170,8 @@ def test_a_killed_instances_leased_rows_are_taken_over_after_the_lease(tmp_path,
             read_by_victim = sim.stats.calls_by_method["crm.deal.get"]
             assert read_by_victim == len(held)
 
+            # the only work: the manual rows (the victim's start-up reconciliation found nothing new)
+            assert inbox(pg_database, "status = 'queued' AND event <> 'RESYNC'") == []
             survivor.resume()
             # the rows nobody holds are worked at once; the leased ones wait for the lease
             wait_for(lambda: set(sink.ids()) >= set(ids) - held, timeout=60)
