@@ -16,8 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deal_monitor.bitrix import phpform
-
+from . import formcodec
 from .errors import RestError
 from .formats import as_php_array
 from .params import as_mapping, flag
@@ -75,7 +74,7 @@ def resolve(params: Any, sections: Mapping[str, dict[str, Any]]) -> Any:
 
 def parse_command(command: str) -> tuple[str, dict[str, Any]]:
     method, _, query = command.partition("?")
-    params = phpform.decode(query, max_fields=10000, max_depth=8) if query else {}
+    params = formcodec.decode(query) if query else {}
     return method.strip(), params
 
 
@@ -110,7 +109,7 @@ def run_batch(params: Mapping[str, Any], inner: InnerCall) -> dict[str, Any]:
 def _one(command: str, sections: dict[str, dict[str, Any]], inner: InnerCall) -> dict[str, Any]:
     try:
         method, raw = parse_command(command)
-    except phpform.FormError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         return {"error": {"error": "INVALID_REQUEST", "error_description": str(exc)}}
     if method.lower() == "batch":
         return {"error": {"error": "ERROR_BATCH_METHOD_NOT_ALLOWED",

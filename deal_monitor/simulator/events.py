@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from deal_monitor.bitrix import phpform
-
+from . import formcodec
 from .bindings import Binding, BindingRegistry
 from .delivery import DeliveryWorker, Job
 from .hits import Actor, Hit
@@ -35,7 +34,7 @@ def encode_envelope(event: str, handler_id: int | None, data: Mapping[str, Any],
     payload["data"] = data
     payload["ts"] = ts
     payload["auth"] = auth
-    return phpform.encode(payload).encode("ascii")
+    return formcodec.encode(payload).encode("ascii")
 
 
 class EventRouter:

@@ -18,9 +18,7 @@ from typing import Any
 
 from waitress.channel import ClientDisconnected
 
-from deal_monitor.bitrix import phpform
-
-from . import errors
+from . import errors, formcodec
 from .errors import RestError, html_error_page, status_line
 from .faults import FaultRule, Faults
 from .formats import php_json
@@ -45,7 +43,7 @@ def read_params(environ: dict[str, Any]) -> dict[str, Any]:
     """Merge query-string and body parameters (body wins, like PHP's ``$_REQUEST``)."""
     try:
         params: dict[str, Any] = dict(
-            phpform.decode(environ.get("QUERY_STRING", ""), max_fields=MAX_FIELDS, max_depth=MAX_DEPTH))
+            formcodec.decode(environ.get("QUERY_STRING", ""), max_fields=MAX_FIELDS, max_depth=MAX_DEPTH))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         if body:
@@ -56,8 +54,8 @@ def read_params(environ: dict[str, Any]) -> dict[str, Any]:
                     raise BadRequest("JSON body must be an object")
                 params.update(data)
             else:
-                params.update(phpform.decode(body, max_fields=MAX_FIELDS, max_depth=MAX_DEPTH))
-    except (phpform.FormError, ValueError, UnicodeDecodeError) as exc:
+                params.update(formcodec.decode(body, max_fields=MAX_FIELDS, max_depth=MAX_DEPTH))
+    except (ValueError, UnicodeDecodeError) as exc:  # FormLimitError is a ValueError
         raise BadRequest(str(exc)) from exc
     return params
 

@@ -12,7 +12,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from deal_monitor.bitrix.stages import StageFilter
 from deal_monitor.errors import TargetError
@@ -26,6 +26,7 @@ from deal_monitor.sync.reconciler import WATERMARK_KEY
 from deal_monitor.sync.resync import FullResync
 from deal_monitor.sync.worker import SyncWorker, WorkerOptions, view_of
 from tests.conftest import PG_URL, _server_or_skip
+from tests.oracle import as_decimal, target_table
 
 CURSOR = "resync.cursor"
 PORTAL_START = "2026-03-14T10:00:00+03:00"
@@ -128,8 +129,8 @@ class Setup:
         return job.run(cancel=cancel)
 
     def target_rows(self) -> dict[int, dict]:
-        with self.target.engine.connect() as conn:
-            return {r.bitrix_id: r._asdict() for r in conn.execute(select(self.target.table))}
+        url = self.target.engine.url.render_as_string(hide_password=False)
+        return target_table(url, self.target.table_name)  # plain SQL, not the writer
 
     def queued(self) -> list:
         return [r for rows in self.state.queued_rows(list(self.portal.deals)).values() for r in rows]
@@ -142,7 +143,7 @@ def test_every_deal_is_written_with_its_snapshot_and_timeline(state, target):
     assert (result.listed, result.written, result.created, result.queued) == (130, 130, 130, 0)
     rows = s.target_rows()
     assert sorted(rows) == list(range(1, 131))
-    assert rows[7]["title"] == "Сделка 7" and rows[7]["amount"] == Decimal("7.50")
+    assert rows[7]["title"] == "Сделка 7" and as_decimal(rows[7]["amount"]) == Decimal("7.50")
     # the deals table: every deal, synced, with the fields hash reconciliation compares
     views = {v.id: v for v in state.deals()}
     assert len(views) == 130 and all(v.state == DealState.SYNCED for v in views.values())

@@ -6,12 +6,13 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from deal_monitor.bitrix.deal import parse_deal
 from deal_monitor.errors import TargetError
 from deal_monitor.store.engine import make_engine
 from deal_monitor.store.target import TargetWriter
+from tests.oracle import DEAL_COLUMNS, comparable, expected_row, target_table
 
 
 def raw(deal_id: int, modified: str = "2024-08-30T14:29:00+02:00", **fields) -> dict:
@@ -40,8 +41,9 @@ def writer(target_url, table_name):
 
 
 def rows(writer: TargetWriter) -> dict[int, dict]:
-    with writer.engine.connect() as conn:
-        return {r.bitrix_id: r._asdict() for r in conn.execute(select(writer.table))}
+    """The stored rows, read with plain SQL (not through the writer), in comparable types."""
+    url = writer.engine.url.render_as_string(hide_password=False)
+    return {deal_id: comparable(row) for deal_id, row in target_table(url, writer.table_name).items()}
 
 
 def test_insert_keeps_exact_amount_and_portal_day(writer):
@@ -50,8 +52,10 @@ def test_insert_keeps_exact_amount_and_portal_day(writer):
     row = rows(writer)[5]
     assert row["amount"] == Decimal("1000000.10")
     assert row["close_date"] == date(2024, 9, 9)  # not the 8th, as a UTC conversion would give
-    assert row["title"] == "Сделка 5" and row["deleted"] is False or row["deleted"] == 0
+    assert row["title"] == "Сделка 5"
+    assert row["deleted"] is False
     assert row["date_modify"] == datetime(2024, 8, 30, 12, 29)  # stored as UTC
+    assert {k: row[k] for k in DEAL_COLUMNS} == expected_row(raw(5))  # the oracle agrees
 
 
 def test_older_data_never_overwrites_newer(writer):

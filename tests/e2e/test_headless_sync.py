@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from deal_monitor.bitrix import phpform
+from deal_monitor.simulator import formcodec
 from tests.e2e.harness import wait_for
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -93,7 +93,7 @@ def test_wrong_token_stores_nothing_and_calls_nothing(make_app, sim):
     )
     reply = requests.post(app.events_url, data=body, headers=FORM, timeout=5)
     assert reply.status_code == 401
-    envelope = phpform.encode(
+    envelope = formcodec.encode(  # the portal's own encoding, not the app's
         {"auth": {"member_id": sim.member_id, "domain": urlsplit(sim.url).netloc,
                   "application_token": sim.application_token}}
     )

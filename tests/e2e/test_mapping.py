@@ -18,6 +18,7 @@ from deal_monitor.service import Monitor
 from deal_monitor.simulator import PortalSimulator
 from deal_monitor.store.engine import make_engine
 from tests.e2e.harness import wait_for
+from tests.oracle import live_ids, monitor_target
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ def test_product_rows_added_changed_and_removed(sim, tmp_path, target_url, engin
     monitor = start_monitor(sim, tmp_path, target_url, table_name, products=True,
                             product_table=products_table)
     try:
-        wait_for(lambda: len(monitor.target.all_ids()) == 1, timeout=30)
+        wait_for(lambda: len(live_ids(*monitor_target(monitor))) == 1, timeout=30)
         wait_for(lambda: len(product_rows(engine, products_table)) == 2)
         first = product_rows(engine, products_table)
         names = sorted(r["name"] for r in first.values())

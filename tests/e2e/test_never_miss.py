@@ -16,6 +16,7 @@ from deal_monitor.model import NullSink, Progress
 from deal_monitor.service import Monitor
 from deal_monitor.simulator import PortalSimulator
 from tests.e2e.harness import wait_for
+from tests.oracle import live_ids, monitor_target
 
 
 def settings_for(sim: PortalSimulator, tmp_path, webhook: bool = True, **sections):
@@ -33,7 +34,7 @@ def settings_for(sim: PortalSimulator, tmp_path, webhook: bool = True, **section
 
 
 def target_ids(monitor: Monitor) -> set[int]:
-    return monitor.target.all_ids()
+    return live_ids(*monitor_target(monitor))
 
 
 def title_of(monitor: Monitor, deal_id: int) -> str | None:

@@ -15,6 +15,7 @@ from deal_monitor.simulator import PortalSimulator
 from deal_monitor.store.state import NewEvent
 from tests.e2e.harness import wait_for
 from tests.e2e.test_mapping import product_rows, seed_table
+from tests.oracle import monitor_target, target_table
 
 
 @pytest.fixture
@@ -72,9 +73,7 @@ def resync_all(monitor: Monitor, recorder: Recorder) -> Progress:
 
 
 def target_rows(monitor: Monitor) -> dict[int, dict]:
-    table = monitor.target.table
-    with monitor.target.engine.connect() as conn:
-        return {r.bitrix_id: r._asdict() for r in conn.execute(select(table))}
+    return target_table(*monitor_target(monitor))  # plain SQL, not the writer
 
 
 def test_every_deal_reaches_the_target_without_the_inbox(sim, tmp_path, target_url, table_name):

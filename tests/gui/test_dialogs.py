@@ -92,17 +92,25 @@ def test_notification_test_button(qtbot, dialog):
     assert notices and "This is how Deal Monitor tells you" in notices[0].text
 
 
-def test_public_url_test(qtbot, dialog):
+def test_public_url_test(qtbot, dialog, sim):
     controller, dlg = dialog
     dlg.public_url.setText("localhost")
     dlg.public_test.click()
     assert "public https:// URL" in dlg.public_msg.text()
-    # our own listener, reached under a name with a dot, counts as reachable
-    url = controller.monitor.status().listen_url.replace("127.0.0.1", "127.0.0.1.nip.invalid")
     from deal_monitor.gui.settingsdialog import check_public_url
 
-    assert "answers" in check_public_url(url) or "answered" in check_public_url(url)
-    assert check_public_url(controller.monitor.status().listen_url) == ""
+    listen_url = controller.monitor.status().listen_url
+    # our own listener counts as reachable, by address and under a host name
+    assert check_public_url(listen_url) == ""
+    assert check_public_url(listen_url.replace("127.0.0.1", "localhost")) == ""
+    # another server on that address is named as not being Deal Monitor
+    other = check_public_url(f"{sim.url}/bitrix24/events")
+    assert "answered HTTP" in other and "not Deal Monitor" in other, other
+    # and a closed port is reported as such
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    assert "Nothing answers at this address" in check_public_url(f"http://127.0.0.1:{closed}/x")
 
 
 def test_save_keeps_secrets_out_of_the_file(qtbot, sim, tmp_path, start_controller):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from PySide6.QtCore import QObject, QThread
 
+from deal_monitor.gui import compat
 from deal_monitor.gui.app import DesktopApp, make_application
 from deal_monitor.gui.bridge import SignalBridge
 from deal_monitor.gui.controller import Notice
@@ -207,12 +208,41 @@ def test_bridge_delivers_core_reports_on_the_gui_thread(qtbot):
 
 
 def test_many_signals_do_not_exhaust_singletons(qtbot):
-    """PySide6 6.12 on Python 3.11 drops a reference to None/True per call; the app survives."""
+    """PySide6 6.12 on Python 3.11 drops a reference to None/True per call; the app survives:
+    on such a build the reserve is in place and covers the loss, on a sound one nothing is lost."""
     bridge = SignalBridge()
+    before = sys.getrefcount(None), sys.getrefcount(True)
     for _ in range(20_000):
         bridge.status_changed.emit(None)
         bridge.setObjectName("x")
-    assert sys.getrefcount(None) > 1000 and sys.getrefcount(True) > 1000
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    if compat.singleton_references_leak():  # measured on this Qt build
+        assert compat._applied
+        assert min(after) > compat._RESERVE // 2, after  # 20 000 calls barely dent the reserve
+    else:
+        # a sound build: the counts do not drift with the number of calls (other objects may
+        # hold or free a few references meanwhile; 20 000 lost ones would show)
+        assert all(abs(b - a) < 2_000 for b, a in zip(before, after, strict=True)), (before, after)
+
+
+def test_singleton_reserve_is_taken_once_when_the_leak_is_measured(monkeypatch):
+    """The work-around itself: applied when detection says so, and only once."""
+    import ctypes
+
+    monkeypatch.setattr(compat, "_applied", False)
+    monkeypatch.setattr(compat, "singleton_references_leak", lambda: True)
+    before = sys.getrefcount(None)
+    try:
+        assert compat.protect_singletons() is True
+        raised = sys.getrefcount(None) - before
+        assert compat.protect_singletons() is True  # a second call adds nothing
+        again = sys.getrefcount(None) - before
+    finally:
+        if compat._applied:  # give the reserve back: this process may hold the real one too
+            for singleton in (None, True, False, NotImplemented, Ellipsis):
+                ctypes.c_ssize_t.from_address(id(singleton)).value -= compat._RESERVE
+    assert abs(raised - compat._RESERVE) < 1_000, raised
+    assert abs(again - compat._RESERVE) < 1_000, again
 
 
 def test_first_start_wizard_can_start_the_demo(qtbot, tmp_path, monkeypatch):

@@ -4,6 +4,9 @@
 the secret store is a JSON file that stands in for the OS keyring (written on every change,
 as a keyring would keep a rotated refresh token).
 
+``--lease-seconds N`` shortens the lease a shared PostgreSQL inbox gives a pass (30 s in the
+product, ``store.state.LEASE_SECONDS``), for the takeover test that kills a lease holder.
+
 ``python -m tests.reliability.app_driver --config C --allow-backend mod.Class``: the real CLI
 (``deal_monitor.cli.main --headless``) with one more keyring backend on the allow-list, to
 play a secure backend that hangs (an unlock prompt nobody answers).
@@ -48,7 +51,12 @@ def main() -> int:
     parser.add_argument("--secrets", type=Path)
     parser.add_argument("--allow-backend")
     parser.add_argument("--keyring-timeout", type=float)
+    parser.add_argument("--lease-seconds", type=float)
     args = parser.parse_args()
+    if args.lease_seconds:
+        from deal_monitor.store import state
+
+        state.LEASE_SECONDS = args.lease_seconds
     if args.allow_backend:
         from deal_monitor import cli
         from deal_monitor.credentials import store

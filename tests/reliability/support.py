@@ -14,19 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from deal_monitor.bitrix.deal import parse_deal
 from deal_monitor.simulator import PortalSimulator
 from deal_monitor.simulator.events import encode_envelope
-from deal_monitor.store.engine import make_engine, to_db_time
-from deal_monitor.store.target import TargetWriter
-from tests.e2e.harness import wait_for
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # Hypothesis examples and soak sizes scale: 1 in CI, e.g. 10 nightly (DEAL_MONITOR_FUZZ_SCALE)
@@ -291,34 +286,7 @@ def recording_simulator(**kwargs: Any) -> tuple[PortalSimulator, RequestLog]:
     return sim, log
 
 
-# -- reading databases ------------------------------------------------------------------------------
-def target_table(url: str, table: str = "deal") -> dict[int, dict[str, Any]]:
-    """Typed rows of a target table, by deal ID ({} when the table does not exist)."""
-    engine = make_engine(url, synchronous="NORMAL")
-    writer = TargetWriter(engine, table)
-    try:
-        with engine.connect() as conn:
-            if not engine.dialect.has_table(conn, table):
-                return {}
-            return {r.bitrix_id: r._asdict() for r in conn.execute(select(writer.table))}
-    finally:
-        engine.dispose()
-
-
-def duplicate_ids(url: str, table: str = "deal") -> list[int]:
-    engine = make_engine(url, synchronous="NORMAL")
-    writer = TargetWriter(engine, table)
-    t = writer.table
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(t.c.bitrix_id).group_by(t.c.bitrix_id).having(func.count() > 1)
-            )
-            return [r[0] for r in rows]
-    finally:
-        engine.dispose()
-
-
+# -- reading databases (target rows and expected values: tests/oracle.py) -------------------------
 def integrity(path: Path) -> str:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -328,67 +296,6 @@ def sqlite_rows(path: Path, query: str) -> list[dict[str, Any]]:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute(query)]
-
-
-def expected_row(portal_deal: Mapping[str, Any]) -> dict[str, Any]:
-    """What the target row must hold for a deal as the portal returns it."""
-    deal = parse_deal(portal_deal)
-    return {
-        "title": deal.title,
-        "stage_id": deal.stage_id,
-        "category_id": deal.category_id,
-        "amount": Decimal(deal.amount),
-        "currency_id": deal.currency_id,
-        "close_date": deal.close_date,
-        "comments": deal.comments,
-        "date_modify": to_db_time(deal.date_modify),
-        "deleted": False,
-    }
-
-
-def row_matches(row: Mapping[str, Any] | None, portal_deal: Mapping[str, Any]) -> bool:
-    if row is None:
-        return False
-    want = expected_row(portal_deal)
-    got = {k: row.get(k) for k in want}
-    got["deleted"] = bool(got["deleted"])
-    got["amount"] = Decimal(got["amount"]) if got["amount"] is not None else None
-    return got == want
-
-
-def mismatches(rows: Mapping[int, Mapping[str, Any]], sim: PortalSimulator,
-               ever_created: set[int]) -> dict[int, str]:
-    """Deals whose target row differs from the portal (live: equal; deleted: absent/flagged)."""
-    bad: dict[int, str] = {}
-    for deal_id in ever_created:
-        portal_deal = sim.portal.get_deal(deal_id)
-        row = rows.get(deal_id)
-        if portal_deal is None:
-            if row is not None and not row["deleted"]:
-                bad[deal_id] = "deleted in the portal, live in the target"
-        elif not row_matches(row, portal_deal):
-            bad[deal_id] = f"target {dict(row) if row else None} != portal {expected_row(portal_deal)}"
-    for deal_id in set(rows) - ever_created:
-        bad[deal_id] = "in the target but never created in the portal"
-    return bad
-
-
-def converge(read_rows: Callable[[], Mapping[int, Mapping[str, Any]]], sim: PortalSimulator,
-             ever_created: set[int], timeout: float = 30.0) -> dict[int, Mapping[str, Any]]:
-    """Wait until the target equals the portal for every deal ever created; return the rows."""
-    state: dict[str, Any] = {}
-
-    def check():
-        rows = read_rows()
-        state["bad"] = mismatches(rows, sim, ever_created)
-        return rows if not state["bad"] else None
-
-    try:
-        return wait_for(check, timeout=timeout, interval=0.2)
-    except AssertionError:
-        bad = state.get("bad", {})
-        sample = dict(list(bad.items())[:5])
-        raise AssertionError(f"{len(bad)} deal(s) not converged, e.g. {sample}") from None
 
 
 def state_counts(engine) -> dict[str, int]:

@@ -16,6 +16,7 @@ from deal_monitor.service import INTAKE_COALESCE_AT, SECRET_APP_TOKEN, Monitor
 from deal_monitor.store.state import NewEvent
 from tests.e2e.harness import wait_for
 from tests.e2e.test_never_miss import settings_for
+from tests.oracle import live_ids, monitor_target
 from tests.reliability.support import envelope, post
 
 NEW_TOKEN = "n3wt0k3nn3wt0k3nn3wt0k3nn3wt0k3n"
@@ -69,7 +70,7 @@ def test_headless_rotation_with_two_tokens_in_the_config(sim, tmp_path):
         deal = live_deal(sim)
         assert post(url_of(monitor), envelope(sim, deal)).status_code == 200  # the old one
         assert post(url_of(monitor), envelope(sim, deal, ts=5, application_token=NEW_TOKEN)).status_code == 200
-        wait_for(lambda: deal in monitor.target.all_ids())
+        wait_for(lambda: deal in live_ids(*monitor_target(monitor)))
     finally:
         monitor.stop()
 

@@ -58,10 +58,8 @@ def test_truncated_body(sim: PortalSimulator) -> None:
 
 def test_stall_exceeds_client_timeout(sim: PortalSimulator) -> None:
     sim.faults.stall_next(1, seconds=0.6)
-    started = time.monotonic()
-    with pytest.raises(requests.Timeout):
+    with pytest.raises(requests.Timeout):  # the stall outlasts the client's read timeout
         requests.post(sim.webhook_url + "crm.deal.fields", json={}, timeout=0.2)
-    assert time.monotonic() - started < 0.6
 
 
 def test_latency_applies_to_every_request() -> None:
