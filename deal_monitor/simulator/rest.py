@@ -86,6 +86,9 @@ class RestService:
         processing_start = time.perf_counter()
         try:
             value = handler(self.services, call)
+        except Exception:
+            server = self.draws.server_time("") if timed else 0.0  # a refused call is cheap
+            raise
         finally:
             if timed:
                 server = self._spend(server, time.perf_counter() - processing_start)
