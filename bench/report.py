@@ -300,13 +300,13 @@ def rows(flat: dict[str, Any], sizes: dict[str, Any], marks: dict[str, str] | No
         (f"freshness from the change, p50 / p99 s @ {fresh:g}/s",
          _pair(flat["freshness_steady_p50_ms"], flat["freshness_steady_p99_ms"]),
          _pair(flat["baseline_freshness_steady_p50_ms"], flat["baseline_freshness_steady_p99_ms"]), None, ""),
-        ("  changes lost, share", flat["freshness_steady_lost_share"],
+        ("  changes lost at that rate, share", flat["freshness_steady_lost_share"],
          flat["baseline_freshness_steady_lost_share"], None,
          "0" + marks.get("freshness_steady_lost_share", "")),
         (f"freshness from the change, p50 / p99 s, storm of {sizes['storm']}",
          _pair(flat["freshness_storm_p50_ms"], flat["freshness_storm_p99_ms"]),
          _pair(flat["baseline_freshness_storm_p50_ms"], flat["baseline_freshness_storm_p99_ms"]), None, ""),
-        ("  changes lost, share", flat["freshness_storm_lost_share"],
+        ("  changes lost in the storm, share", flat["freshness_storm_lost_share"],
          flat["baseline_freshness_storm_lost_share"], None, "0" + marks.get("freshness_storm_lost_share", "")),
         (f"requests/event, {sizes['distinct']} distinct", flat["requests_per_event_distinct"],
          flat["baseline_requests_per_event_distinct"], 1 / scenarios.BATCH, ""),
@@ -326,7 +326,7 @@ def rows(flat: dict[str, Any], sizes: dict[str, Any], marks: dict[str, str] | No
             (f"resync {n:,} deals, s (requests)", _with(flat.get(f"resync_{name}_s"), flat.get(f"resync_{name}_requests")),
              None, _with(flat.get(f"resync_{name}_bound_s"), flat.get(f"resync_{name}_fewest_requests")),
              "<= 1.1x floor" + marks.get(f"resync_{name}_ratio", "")),
-            ("  ratio to the floor / model floor, s", flat.get(f"resync_{name}_ratio"), None,
+            ("  ratio to the floor / model floor, s", _ratio_text(flat.get(f"resync_{name}_ratio")), None,
              flat.get(f"resync_{name}_model_s"), ""),
         ]
     if not _nan(flat.get("gui_load_s")):
@@ -339,6 +339,10 @@ def rows(flat: dict[str, Any], sizes: dict[str, Any], marks: dict[str, str] | No
     out.append(("rows corrupted (deals 1 and 10..19)", flat["monitor_corrupted_rows"],
                 flat["baseline_corrupted_rows"], 0, "0"))
     return out
+
+
+def _ratio_text(value: Any) -> str:
+    return "-" if _nan(value) else f"{value:.3f}x"
 
 
 def _nan(value: Any) -> bool:
@@ -396,7 +400,8 @@ def markdown(document: dict[str, Any], source: str) -> str:
         "|---|---|---|---|---|",
     ]
     for label, app, seed, bound, target in rows(flat, sizes, marks):
-        lines.append(f"| {label.strip()} | {_cell(app)} | {_cell(seed)} | {_cell(bound)} | {target} |")
+        label = f"↳ {label.strip()}" if label.startswith("  ") else label
+        lines.append(f"| {label} | {_cell(app)} | {_cell(seed)} | {_cell(bound)} | {target} |")
     missing = [k for k in ("resync_small", "resync_large", "intake", "freshness", "portal_cost")
                if k not in document.get("details", {})]
     if missing:
