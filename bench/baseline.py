@@ -3,12 +3,16 @@
 What the seed article did, per event POST, synchronously inside the HTTP request:
 
 1. read the form (``parse_qs``; no token check — the seed's hole 2),
-2. ``crm.deal.get`` through ``requests`` (a new connection per call, no pacing, no retry),
-3. open the SQLite file (library defaults: rollback journal, ``synchronous=FULL``),
+2. act on ``ONCRMDEALUPDATE`` only (the seed registered no ADD handler; ``handle_add=True``
+   is the labelled variant that also takes ``ONCRMDEALADD``),
+3. ``crm.deal.get`` through ``requests`` (a new connection per call, no pacing, no retry),
+4. open a MySQL connection (here the local MariaDB, ``pymysql`` defaults: autocommit off),
    ``SELECT ... WHERE name LIKE 'Сделка №<id>%'`` on ``deal(name, date, amount, comment,
    accounting)``, then ``UPDATE ... WHERE name LIKE`` the same pattern when a row matched,
-   else ``INSERT``, with ``name = "Сделка №<ID> — <TITLE>"``; commit,
-4. answer 200 — or 500 when anything above raised (a refused REST call, a locked database):
+   else ``INSERT``; the columns are the seed preset's (``mapping/presets.py``): ``name`` =
+   ``"Сделка №<ID> — <TITLE>"``, ``date`` = ``CLOSEDATE``'s date part, ``amount`` =
+   ``OPPORTUNITY``, ``comment`` = ``COMMENTS``, ``accounting`` = the preset's constant; commit,
+5. answer 200 — or 500 when anything above raised (a refused REST call, a lock wait):
    Bitrix24 never resends, so that event is lost.
 
 Served by waitress with its defaults (4 threads), against the same simulator the product
@@ -19,33 +23,67 @@ deals 10..19, 100..199 and so on.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from pathlib import Path
-from urllib.parse import parse_qs
+import time
+import uuid
+from urllib.parse import parse_qs, urlsplit
 
+import pymysql
 import requests
 from waitress import wasyncore
 from waitress.server import create_server
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS deal (name TEXT, date TEXT, amount REAL, comment TEXT, accounting INTEGER)"
+from deal_monitor.mapping.presets import SEED_COLUMNS
+
+MYSQL_URL = "mysql://root@127.0.0.1:3306/test"  # the local MariaDB (no password)
+ACCOUNTING = int(SEED_COLUMNS["accounting"].split(":", 1)[1].split("|", 1)[0])
+
+
+def _field(column: str) -> str:
+    """The portal field the seed preset reads for a column (``field:CLOSEDATE|date``)."""
+    return SEED_COLUMNS[column].split(":", 1)[1].split("|", 1)[0]
+
+
+DATE_FIELD, AMOUNT_FIELD, COMMENT_FIELD = _field("date"), _field("amount"), _field("comment")
 
 
 def deal_name(deal_id: int | str, title: str) -> str:
     return f"Сделка №{deal_id} — {title}"
 
 
+def connect(url: str = MYSQL_URL) -> pymysql.connections.Connection:
+    parts = urlsplit(url)
+    return pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+                           user=parts.username or "root", password=parts.password or "",
+                           database=parts.path.lstrip("/") or "test", charset="utf8mb4",
+                           connect_timeout=10)
+
+
 class SeedApp:
     """The seed's WSGI handler."""
 
-    def __init__(self, webhook_url: str, db_path: Path) -> None:
+    def __init__(self, webhook_url: str, *, handle_add: bool = False, db_url: str = MYSQL_URL) -> None:
         self.webhook_url = webhook_url.rstrip("/") + "/"
-        self.db_path = str(db_path)
+        self.handle_add = handle_add
+        self.db_url = db_url
+        self.table = f"seed_deal_{uuid.uuid4().hex[:10]}"  # a fresh table per run
         self.handled = 0
         self.failed = 0
+        # (deal id, title) -> time.time() of the first commit that wrote that version
+        self.written: dict[tuple[int, str], float] = {}
         self._count = threading.Lock()
-        with sqlite3.connect(self.db_path) as conn:
-            conn.execute(SCHEMA)
+        conn = connect(db_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE TABLE {self.table} (name VARCHAR(255), date DATE, "
+                            "amount DECIMAL(18,2), comment TEXT, accounting INT) "
+                            "CHARACTER SET utf8mb4")
+            conn.commit()
+        finally:
+            conn.close()
+
+    def events(self) -> tuple[str, ...]:
+        return ("ONCRMDEALADD", "ONCRMDEALUPDATE") if self.handle_add else ("ONCRMDEALUPDATE",)
 
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") != "POST":
@@ -54,8 +92,7 @@ class SeedApp:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             form = parse_qs(environ["wsgi.input"].read(length).decode("utf-8"))
-            event = form["event"][0]
-            if event in ("ONCRMDEALADD", "ONCRMDEALUPDATE"):
+            if form["event"][0] in self.events():
                 self.handle(form["data[FIELDS][ID]"][0])
         except Exception:
             with self._count:
@@ -71,22 +108,39 @@ class SeedApp:
         reply = requests.get(f"{self.webhook_url}crm.deal.get.json", params={"id": deal_id}, timeout=30)
         deal = reply.json()["result"]  # a refusal has no "result": KeyError -> 500
         name = deal_name(deal["ID"], deal["TITLE"])
-        values = (name, deal.get("BEGINDATE"), float(deal.get("OPPORTUNITY") or 0), deal.get("COMMENTS") or "")
+        day = (deal.get(DATE_FIELD) or "")[:10] or None
+        values = (name, day, deal.get(AMOUNT_FIELD) or "0", deal.get(COMMENT_FIELD) or "")
         pattern = f"Сделка №{deal['ID']}%"
-        conn = sqlite3.connect(self.db_path)
+        conn = connect(self.db_url)
         try:
-            cur = conn.cursor()
-            cur.execute("SELECT rowid FROM deal WHERE name LIKE ?", (pattern,))
-            if cur.fetchone():
-                cur.execute(
-                    "UPDATE deal SET name = ?, date = ?, amount = ?, comment = ? WHERE name LIKE ?",
-                    (*values, pattern),
-                )
-            else:
-                cur.execute(
-                    "INSERT INTO deal (name, date, amount, comment, accounting) VALUES (?, ?, ?, ?, 0)",
-                    values,
-                )
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT name FROM {self.table} WHERE name LIKE %s", (pattern,))
+                if cur.fetchone():
+                    cur.execute(f"UPDATE {self.table} SET name = %s, date = %s, amount = %s, "
+                                "comment = %s WHERE name LIKE %s", (*values, pattern))
+                else:
+                    cur.execute(f"INSERT INTO {self.table} (name, date, amount, comment, accounting) "
+                                "VALUES (%s, %s, %s, %s, %s)", (*values, ACCOUNTING))
+            conn.commit()
+        finally:
+            conn.close()
+        with self._count:
+            self.written.setdefault((int(deal["ID"]), deal["TITLE"]), time.time())
+
+    def rows(self) -> list[tuple]:
+        conn = connect(self.db_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT name, date, amount, comment, accounting FROM {self.table}")
+                return [(None, *row) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def drop(self) -> None:
+        conn = connect(self.db_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self.table}")
             conn.commit()
         finally:
             conn.close()
@@ -95,8 +149,8 @@ class SeedApp:
 class SeedServer:
     """waitress (defaults) serving :class:`SeedApp` on a free loopback port."""
 
-    def __init__(self, webhook_url: str, db_path: Path, path: str = "/handler") -> None:
-        self.app = SeedApp(webhook_url, db_path)
+    def __init__(self, webhook_url: str, *, handle_add: bool = False, path: str = "/handler") -> None:
+        self.app = SeedApp(webhook_url, handle_add=handle_add)
         self.path = path
         self._server = None
         self._thread: threading.Thread | None = None
@@ -122,10 +176,11 @@ class SeedServer:
             self._thread.join(5)
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
         self._server = None
+        self.app.drop()
 
     def rows(self) -> list[tuple]:
-        with sqlite3.connect(self.app.db_path) as conn:
-            return conn.execute("SELECT rowid, name, date, amount, comment, accounting FROM deal").fetchall()
+        """(None, name, date, amount, comment, accounting) per row (no rowid in MySQL)."""
+        return self.app.rows()
 
     def __enter__(self) -> SeedServer:
         return self.start()

@@ -51,6 +51,7 @@ class LoadResult:
     all_latency_ms: list[float] = field(default_factory=list)  # every answer
     late_ms_max: float = 0.0  # worst lag of a send behind its due time
     sent_at: list[float] = field(default_factory=list)  # time.time() of each send, by index
+    ok_at: list[float] = field(default_factory=list)  # seconds after the start of each 2xx answer
 
 
 def body_for(identity: Identity, deal_id: int, event: str = "ONCRMDEALUPDATE") -> bytes:
@@ -160,6 +161,7 @@ def run(
                 if 200 <= status < 300:
                     result.ok += 1
                     result.latency_ms.append(ms)
+                    result.ok_at.append(done - start)
                 else:
                     result.errors += 1
         with lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -49,15 +50,35 @@ class SimHost:
         """Create deals as a user would (each fires ONCRMDEALADD)."""
         return [self.sim.portal.add_deal({"TITLE": t, "STAGE_ID": stage}) for t in titles]
 
-    def update_titles(self, changes: Sequence[tuple[int, str]]) -> float:
+    def update_titles(self, changes: Sequence[tuple[int, str]]) -> list[float]:
         """Change titles in this order as fast as possible (each fires ONCRMDEALUPDATE).
 
-        Returns the wall-clock time (``time.time()``) when the last change was made.
+        Returns the wall-clock time (``time.time()``) of each change, when it was committed.
         """
         portal = self.sim.portal
+        times = []
         for deal_id, title in changes:
             portal.update_deal(deal_id, {"TITLE": title})
-        return time.time()
+            times.append(time.time())
+        return times
+
+    def change_at_rate(self, changes: Sequence[tuple[int, str]], rate: float, seed: int = 1) -> list[float]:
+        """Change titles as users do: a Poisson process of ``rate`` changes per second.
+
+        Returns the wall-clock time of each change (the moment freshness is measured from).
+        """
+        rng = random.Random(seed)
+        portal = self.sim.portal
+        due = time.monotonic()
+        times = []
+        for deal_id, title in changes:
+            due += rng.expovariate(rate)
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            portal.update_deal(deal_id, {"TITLE": title})
+            times.append(time.time())
+        return times
 
     def update_deal(self, deal_id: int, fields: dict[str, Any]) -> None:
         self.sim.portal.update_deal(deal_id, fields)
@@ -78,8 +99,10 @@ class SimHost:
         return len(self.sim.portal)
 
     # -- event delivery -----------------------------------------------------------------------
-    def add_webhook(self, url: str) -> int:
-        return self.sim.add_outgoing_webhook(url)
+    def add_webhook(self, url: str, events: Sequence[str] | None = None) -> int:
+        if events is None:
+            return self.sim.add_outgoing_webhook(url)
+        return self.sim.add_outgoing_webhook(url, events=events)
 
     def remove_webhook(self, url: str) -> int:
         return self.sim.remove_outgoing_webhook(url)
@@ -93,7 +116,20 @@ class SimHost:
     def delivery_summary(self) -> dict[str, int]:
         records = self.sim.deliveries
         ok = sum(1 for r in records if r.ok)
-        return {"sent": len(records), "ok": ok, "failed": len(records) - ok}
+        late = sorted(r.at - r.queued_at for r in records if r.queued_at)
+        return {"sent": len(records), "ok": ok, "failed": len(records) - ok,
+                "duplicates": sum(1 for r in records if r.duplicate),
+                "queue_delay_p50_s": late[len(late) // 2] if late else None,
+                "queue_delay_max_s": late[-1] if late else None}
+
+    def profile(self) -> dict[str, Any]:
+        p = self.sim.profile
+        return {"name": p.name, "seed": p.seed, "time_zone": str(getattr(self.sim.tz, "name", self.sim.tz)),
+                "senders": p.senders, "delivery_delay_s": list(p.delivery_delay),
+                "duplicate_share": p.duplicate_share, "list_page_s": list(p.list_latency),
+                "method_latency_s": {k: list(v) for k, v in p.method_latency.items()},
+                "other_methods_s": list(p.default_latency), "network_s": list(p.network),
+                "offset_cost_s_per_row": p.offset_cost}
 
     def clear_deliveries(self) -> None:
         self.sim.clear_deliveries()

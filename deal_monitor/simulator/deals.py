@@ -29,7 +29,7 @@ DERIVED = frozenset({"ID", "STAGE_SEMANTIC_ID", "IS_NEW", "CLOSED"})
 _NULL_IDS = frozenset({"CONTACT_ID", "LEAD_ID", "QUOTE_ID"})
 
 
-def _coerce(name: str, value: Any, tz: timezone) -> Any:
+def _coerce(name: str, value: Any, tz: timezone, now: datetime | None = None) -> Any:
     """Render one input value into its stored wire form (KeyError for unknown fields)."""
     ftype = catalog.ALL_FIELDS[name]["type"]
     if value is None:
@@ -40,7 +40,7 @@ def _coerce(name: str, value: Any, tz: timezone) -> Any:
         return "Y" if str(value).upper() in {"Y", "1", "TRUE"} or value is True else "N"
     if ftype == "date":
         moment = parse_user_datetime(value, tz)
-        return format_date(moment.astimezone(tz).date(), tz) if moment else None
+        return format_date(moment.astimezone(tz).date(), tz, now) if moment else None
     if ftype == "datetime":
         moment = parse_user_datetime(value, tz)
         return format_datetime(moment, tz) if moment else None
@@ -86,8 +86,8 @@ def new_deal(deal_id: int, fields: Mapping[str, Any], *, now: datetime, user_id:
         "IS_MANUAL_OPPORTUNITY": "N",
         "TAX_VALUE": "0.00",
         "COMPANY_ID": "0",
-        "BEGINDATE": format_date(today, tz),
-        "CLOSEDATE": format_date(today.fromordinal(today.toordinal() + 7), tz),
+        "BEGINDATE": format_date(today, tz, now),
+        "CLOSEDATE": format_date(today.fromordinal(today.toordinal() + 7), tz, now),
         "ASSIGNED_BY_ID": str(user_id),
         "CREATED_BY_ID": str(user_id),
         "MODIFY_BY_ID": str(user_id),
@@ -110,7 +110,7 @@ def new_deal(deal_id: int, fields: Mapping[str, Any], *, now: datetime, user_id:
             category = 0
         stage = catalog.first_stage(category or 0)
     _apply_stage(deal, stage)
-    _apply_plain(deal, fields, tz=tz, trusted=trusted)
+    _apply_plain(deal, fields, tz=tz, trusted=trusted, now=now)
     return deal
 
 
@@ -131,7 +131,7 @@ def update_deal(deal: Deal, fields: Mapping[str, Any], *, now: datetime, user_id
         updated["MOVED_BY_ID"] = str(user_id)
     updated["DATE_MODIFY"] = stamp
     updated["MODIFY_BY_ID"] = str(user_id)
-    _apply_plain(updated, fields, tz=tz, trusted=trusted)
+    _apply_plain(updated, fields, tz=tz, trusted=trusted, now=now)
     return updated
 
 
@@ -147,7 +147,8 @@ def move_category(deal: Deal, category_id: int, stage_id: str | None, *, now: da
     return updated
 
 
-def _apply_plain(deal: Deal, fields: Mapping[str, Any], *, tz: timezone, trusted: bool) -> None:
+def _apply_plain(deal: Deal, fields: Mapping[str, Any], *, tz: timezone, trusted: bool,
+                 now: datetime | None = None) -> None:
     for name, value in fields.items():
         if name in {"STAGE_ID", "CATEGORY_ID"} or name in DERIVED:
             continue
@@ -158,7 +159,7 @@ def _apply_plain(deal: Deal, fields: Mapping[str, Any], *, tz: timezone, trusted
             continue
         if name not in catalog.ALL_FIELDS or (name in READ_ONLY and not trusted):
             continue
-        deal[name] = _coerce(name, value, tz)
+        deal[name] = _coerce(name, value, tz, now)
         if name == "CONTACT_ID":
             contact = to_int(value)
             deal["CONTACT_IDS"] = [contact] if contact else []

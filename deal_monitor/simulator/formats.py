@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _ISO = re.compile(
@@ -34,15 +35,60 @@ def parse_offset(text: str) -> timezone:
     return timezone(sign * delta)
 
 
-def format_datetime(moment: datetime, tz: timezone) -> str:
+class PortalZone(tzinfo):
+    """A portal time zone (fixed offset or IANA name) whose date fields render like PHP.
+
+    Behaves as the wrapped zone for every datetime operation; :func:`format_date` sees
+    ``php_dates`` and renders as ``CRestUtil::ConvertDate`` (see :mod:`.profile`).
+    """
+
+    php_dates = True
+
+    def __init__(self, zone: tzinfo, name: str) -> None:
+        self.zone = zone
+        self.name = name
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return self.zone.utcoffset(None if dt is None else dt.replace(tzinfo=self.zone))
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return self.zone.dst(None if dt is None else dt.replace(tzinfo=self.zone))
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return self.zone.tzname(None if dt is None else dt.replace(tzinfo=self.zone))
+
+    def fromutc(self, dt: datetime) -> datetime:
+        return self.zone.fromutc(dt.replace(tzinfo=self.zone)).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return f"PortalZone({self.name!r})"
+
+
+def portal_zone(text: str, *, php_dates: bool = False) -> tzinfo:
+    """``"+03:00"`` or an IANA name (``"America/New_York"``) -> the portal's time zone."""
+    zone: tzinfo = parse_offset(text) if _OFFSET.match(text.strip()) else ZoneInfo(text)
+    return PortalZone(zone, text) if php_dates else zone
+
+
+def format_datetime(moment: datetime, tz: tzinfo) -> str:
     """Render like PHP ``date('c')`` in the portal offset: no fractions, ``+03:00`` suffix."""
     local = moment.astimezone(tz).replace(microsecond=0)
     return local.isoformat()
 
 
-def format_date(day: date, tz: timezone) -> str:
-    """A ``date`` field as Bitrix24 returns it: midnight of that day in the portal offset."""
-    return datetime(day.year, day.month, day.day, tzinfo=tz).isoformat()
+def format_date(day: date, tz: tzinfo, now: datetime | None = None) -> str:
+    """A ``date`` field as Bitrix24 returns it.
+
+    Default: midnight of that day in the portal offset. A :class:`PortalZone` renders like
+    ``date('c', MakeTimeStamp($dt, FORMAT_DATE) + date("Z"))``: local midnight plus the
+    offset in force ``now``, shown in the offset of the resulting instant.
+    """
+    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+    if not getattr(tz, "php_dates", False):
+        return midnight.isoformat()
+    current = (now or datetime.now(UTC)).astimezone(tz).utcoffset() or timedelta(0)
+    instant = datetime.fromtimestamp(midnight.timestamp() + current.total_seconds(), tz)
+    return instant.isoformat()
 
 
 def parse_user_datetime(value: Any, tz: timezone) -> datetime | None:

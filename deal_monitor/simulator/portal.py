@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from . import catalog, deals, productrows, query
@@ -45,7 +46,9 @@ class Portal:
     # -- clock ----------------------------------------------------------------------------
     def now(self) -> datetime:
         """Portal time: aware, in the portal offset, shifted by ``clock_offset`` seconds."""
-        return datetime.now(self.tz) + timedelta(seconds=self.clock_offset)
+        # from the timestamp, not now + timedelta: aware arithmetic keeps the wall time, which
+        # is an hour off across a DST change in a named zone
+        return datetime.fromtimestamp(time.time() + self.clock_offset, self.tz)
 
     # -- Python API (the portal UI) -------------------------------------------------------------
     def add_deal(self, fields: Mapping[str, Any] | None = None, *, user_id: int = 1) -> int:

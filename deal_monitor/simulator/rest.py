@@ -3,14 +3,18 @@
 Every response carries ``time`` (``start``, ``finish``, ``duration``, ``processing``,
 ``date_start``, ``date_finish``, ``operating_reset_at``, ``operating``); list methods get
 ``total`` and ``next`` beside ``result``. The outer ``batch`` is not charged to the operating
-budget; each inner command is charged to its own method.
+budget; each inner command is charged to its own method. Under a timed profile
+(:mod:`.profile`) every call really takes its drawn server time, reports it as
+``processing`` and is charged by it (unless ``method_costs`` names the method); a batch
+takes the sum of its commands' time, at most the per-request wall limit.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from typing import Any
 
 from . import batch, errors, methods_crm, methods_event, methods_reference
@@ -18,6 +22,7 @@ from .formats import format_datetime, to_int
 from .hits import Actor
 from .limits import OperatingLimiter, OperatingState
 from .params import Call, Listing
+from .profile import DEFAULT, WALL_LIMIT, Draws
 from .services import Services
 from .stats import Stats
 
@@ -42,14 +47,17 @@ class RestService:
     """Executes REST methods for the HTTP layer."""
 
     def __init__(self, services: Services, limiter: OperatingLimiter, stats: Stats,
-                 costs: Mapping[str, float] | None, tz: timezone,
-                 skew: Callable[[], float] = lambda: 0.0) -> None:
+                 costs: Mapping[str, float] | None, tz: tzinfo,
+                 skew: Callable[[], float] = lambda: 0.0, draws: Draws | None = None) -> None:
         self.services = services
         self.skew = skew
         self.limiter = limiter
         self.stats = stats
         self.costs = {**DEFAULT_COSTS, **(costs or {})}
+        self.explicit_costs = dict(costs or {})
         self.tz = tz
+        self.draws = draws or Draws(DEFAULT)
+        self._wall = threading.local()  # seconds a running batch may still spend
 
     def cost(self, method: str) -> float:
         return self.costs.get(method, DEFAULT_COST)
@@ -73,11 +81,19 @@ class RestService:
             raise errors.operation_time_limit()
         start = to_int(params.get("start")) if not isinstance(params.get("start"), dict) else 0
         call = Call(actor, auth_type, params, start or 0)
+        timed = self.draws.profile.timed
+        server = self.draws.server_time(method, call.start) if timed else 0.0
         processing_start = time.perf_counter()
         try:
             value = handler(self.services, call)
+        except Exception:
+            server = self.draws.server_time("") if timed else 0.0  # a refused call is cheap
+            raise
         finally:
-            state = self.limiter.charge(key, self.cost(method))
+            if timed:
+                server = self._spend(server, time.perf_counter() - processing_start)
+            cost = server if timed and method not in self.explicit_costs else self.cost(method)
+            state = self.limiter.charge(key, cost)
         payload: dict[str, Any] = {}
         if isinstance(value, Listing):
             payload["result"] = value.result
@@ -87,8 +103,19 @@ class RestService:
                 payload["total"] = value.total
         else:
             payload["result"] = value
-        payload["time"] = self.time_block(started, perf, time.perf_counter() - processing_start, state)
+        processing = server if timed else time.perf_counter() - processing_start
+        payload["time"] = self.time_block(started, perf, processing, state)
         return payload
+
+    def _spend(self, server: float, spent: float) -> float:
+        """Wait out the rest of a call's server time (capped by a batch's wall limit)."""
+        left = getattr(self._wall, "left", None)
+        if left is not None:
+            server = min(server, max(0.0, left))
+            self._wall.left = left - server
+        if server > spent:
+            time.sleep(server - spent)
+        return max(server, spent)
 
     def _batch(self, params: dict[str, Any], actor: Actor, auth_type: str) -> dict[str, Any]:
         started, perf = time.time(), time.perf_counter()
@@ -101,7 +128,11 @@ class RestService:
             states.append(self.limiter.peek((actor.auth_key, method)))
             return payload
 
-        result = batch.run_batch(params, inner)
+        self._wall.left = WALL_LIMIT
+        try:
+            result = batch.run_batch(params, inner)
+        finally:
+            self._wall.left = None
         state = max(states, key=lambda s: s.operating) if states else self.limiter.peek(
             (actor.auth_key, "batch"))
         processing = time.perf_counter() - perf

@@ -18,12 +18,13 @@ from .bindings import DEAL_EVENTS, BindingRegistry
 from .delivery import Delivery, DeliveryWorker
 from .events import EventRouter
 from .faults import Faults
-from .formats import parse_offset
+from .formats import portal_zone
 from .hits import Actor, Hit
 from .limits import LeakyBucket, OperatingLimiter
 from .oauth import App, OAuthServer
 from .offline import OfflineQueue
 from .portal import Portal
+from .profile import Draws, Profile, profile_named
 from .rest import RestService
 from .server import ThreadedServer
 from .services import Services
@@ -38,7 +39,13 @@ def _random_secret(length: int = 16) -> str:
 
 
 class PortalSimulator:
-    """A faithful stand-in for a Bitrix24 cloud portal (REST, events, limits, OAuth)."""
+    """A faithful stand-in for a Bitrix24 cloud portal (REST, events, limits, OAuth).
+
+    ``profile="realistic"`` adds server time per call, delayed, reordered and duplicated
+    event delivery and PHP-rendered dates (:mod:`.profile`); ``seed`` fixes its random
+    draws; ``time_zone`` (an IANA name or ``±hh:mm``) replaces ``utc_offset`` and defaults to
+    the profile's zone.
+    """
 
     def __init__(
         self,
@@ -46,7 +53,7 @@ class PortalSimulator:
         rate_limit: bool = True,
         operating_limit: float = 480.0,
         method_costs: Mapping[str, float] | None = None,
-        utc_offset: str = "+03:00",
+        utc_offset: str | None = None,
         member_id: str | None = None,
         application_token: str | None = None,
         webhook_user: int = 1,
@@ -54,8 +61,14 @@ class PortalSimulator:
         domain: str | None = None,
         latency: float = 0.0,
         operating_window: float = 600.0,
+        profile: str | Profile = "default",
+        seed: int | None = None,
+        time_zone: str | None = None,
     ) -> None:
-        self.tz = parse_offset(utc_offset)
+        self.profile = profile_named(profile).with_seed(seed)
+        self.draws = Draws(self.profile)
+        self.tz = portal_zone(time_zone or utc_offset or self.profile.time_zone,
+                              php_dates=self.profile.php_dates)
         self.member_id = member_id or secrets.token_hex(16)
         self.application_token = application_token or secrets.token_hex(16)
         self.webhook_user = webhook_user
@@ -74,7 +87,7 @@ class PortalSimulator:
         self.oauth = OAuthServer(self._identity)
         self.bindings = BindingRegistry()
         self.offline = OfflineQueue(self.tz)
-        self._worker = DeliveryWorker()
+        self._worker = DeliveryWorker(draws=self.draws)
         self.portal = Portal(self.tz, self.faults, self._on_hit)
         self.router = EventRouter(
             bindings=self.bindings, offline=self.offline, oauth=self.oauth, worker=self._worker,
@@ -83,12 +96,12 @@ class PortalSimulator:
         services = Services(self.portal, self.oauth, self.bindings, self.offline, self.router,
                             self._identity)
         self.rest = RestService(services, self.operating, self.stats, method_costs, self.tz,
-                                skew=lambda: self.portal.clock_offset)
+                                skew=lambda: self.portal.clock_offset, draws=self.draws)
         self.app = PortalApp(
             portal=self.portal, service=self.rest, oauth=self.oauth, stats=self.stats,
             faults=self.faults, bucket=lambda: self.bucket,
             webhook=lambda: (self.webhook_user, self.webhook_secret),
-            latency=lambda: self.latency,
+            latency=lambda: self.latency + self.draws.network(),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
