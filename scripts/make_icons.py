@@ -21,9 +21,9 @@ SIZES = (16, 20, 24, 32, 40, 48, 64, 128, 256)
 NAME = "deal-monitor"
 
 
-def render_png(svg: Path, size: int) -> bytes:
-    """The SVG drawn at ``size`` × ``size`` pixels, as PNG bytes with an alpha channel."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+def render_png(svg: Path, size: int, out: Path) -> bytes:
+    """Draw the SVG at ``size`` × ``size`` pixels into the PNG file ``out``; returns its bytes."""
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
@@ -37,13 +37,9 @@ def render_png(svg: Path, size: int) -> bytes:
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     renderer.render(painter)
     painter.end()
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
-        raise ValueError("PNG encoding failed")
-    buffer.close()
-    return bytes(data.data())
+    if not image.save(str(out), "PNG"):
+        raise ValueError(f"cannot write {out}")
+    return out.read_bytes()
 
 
 def ico_bytes(pngs: dict[int, bytes]) -> bytes:
@@ -68,12 +64,8 @@ def make_icons(out: Path, svg: Path = SOURCE) -> list[Path]:
 
     _app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - Qt needs one
     out.mkdir(parents=True, exist_ok=True)
-    pngs = {size: render_png(svg, size) for size in SIZES}
-    written = []
-    for size, png in pngs.items():
-        path = out / f"{NAME}-{size}.png"
-        path.write_bytes(png)
-        written.append(path)
+    written = [out / f"{NAME}-{size}.png" for size in SIZES]
+    pngs = {size: render_png(svg, size, path) for size, path in zip(SIZES, written, strict=True)}
     main_png = out / f"{NAME}.png"
     main_png.write_bytes(pngs[256])
     ico = out / f"{NAME}.ico"
