@@ -35,16 +35,36 @@ log = logging.getLogger(__name__)
 
 ORGANIZATION = "DealMonitor"
 APPLICATION = "DealMonitor"
+# Windows groups taskbar buttons and names toast notifications by this ID; the Start-menu
+# shortcut made by packaging/windows/deal-monitor.iss carries the same one
+APP_USER_MODEL_ID = "DealMonitor.DealMonitor"
+DESKTOP_FILE_NAME = "deal-monitor"  # packaging/linux/deal-monitor.desktop (Wayland app id)
+
+
+def set_windows_app_id() -> bool:
+    """Say "Deal Monitor", not "Python", in the taskbar and notifications (Windows only)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    try:
+        result = ctypes.windll.shell32.SetCurrentProcessExplicitAppUserModelID(APP_USER_MODEL_ID)
+    except (AttributeError, OSError) as exc:
+        log.warning("cannot set the AppUserModelID: %s", exc)
+        return False
+    return result == 0  # S_OK
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication (reused if one exists, as under pytest-qt)."""
     app = QApplication.instance()
     if app is None:
+        set_windows_app_id()  # before the first window exists
         app = QApplication(argv if argv is not None else sys.argv[:1])
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Deal Monitor")
+    app.setDesktopFileName(DESKTOP_FILE_NAME)
     app.setWindowIcon(icons.app_icon())
     return app
 

@@ -1,9 +1,12 @@
 """Interface languages: Russian and English, from the system locale, the settings or ``--lang``.
 
 The translation sources (``resources/i18n/deal_monitor_<lang>.ts``) ship with the package;
-the compiled ``.qm`` files are generated, not committed: at first use they are compiled with
-the ``lrelease`` that ships in the PySide6 wheel into the user cache folder, and compiled
-again whenever the ``.ts`` is newer. ``python -m deal_monitor.gui.i18n`` (re)builds them.
+the compiled ``.qm`` files are generated, not committed. The desktop build
+(``scripts/build_app.py``) compiles them at build time and bundles them beside the sources
+(no ``.ts``, no ``lrelease`` in the frozen app); a source checkout or an installed wheel has
+only the ``.ts``, and then they are compiled at first use with the ``lrelease`` that ships in
+the PySide6 wheel into the user cache folder, and compiled again whenever the ``.ts`` is newer.
+``python -m deal_monitor.gui.i18n --out FOLDER`` (re)builds them.
 
 English is the source language; its ``.ts`` only holds the plural forms ("1 deal",
 "2 deals").
@@ -89,8 +92,23 @@ def compile_ts(ts: Path, qm: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def bundled_qm(lang: str) -> Path | None:
+    """A ``.qm`` compiled at build time and shipped in the resources (not older than its ``.ts``)."""
+    qm = TS_DIR / f"deal_monitor_{lang}.qm"
+    if not qm.is_file():
+        return None
+    ts = ts_file(lang)
+    if ts.exists() and ts.stat().st_mtime > qm.stat().st_mtime:
+        return None
+    return qm
+
+
 def ensure_qm(lang: str, cache: Path | None = None) -> Path | None:
-    """The compiled translation for ``lang``, compiled now if missing or stale; None if none."""
+    """The compiled translation for ``lang``: the bundled one, else compiled into the cache now
+    if missing or stale (the fallback for source checkouts); None if there is none."""
+    bundled = bundled_qm(lang)
+    if bundled is not None:
+        return bundled
     ts = ts_file(lang)
     if not ts.exists():
         return None
@@ -152,6 +170,7 @@ class Translations:
             ours = QTranslator()
             if ours.load(str(qm)):
                 self._installed.append(ours)
+                log.debug("interface language %s from %s", lang, qm)
             else:
                 log.warning("could not load %s", qm)
         if app is not None:

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import config, service
+from .. import config, paths, service
+from ..autostart import Autostart, launch_command
 from ..config import ConfigError, Settings
 from . import icons, texts
 from .controller import AppController, ui_settings
@@ -205,6 +206,10 @@ class SettingsDialog(QDialog):
         self.language.addItem("English", "en")
         current_language = str(ui_settings().value("ui/language", "") or "")
         self.language.setCurrentIndex(max(0, self.language.findData(current_language)))
+        self.autostart = Autostart()
+        self.start_at_login = QCheckBox(self.tr("Start Deal Monitor when I log in"), self)
+        self.start_at_login.setChecked(self.autostart.is_enabled())
+        self.start_at_login.setEnabled(self.autostart.supported())
         interface = QGroupBox(self.tr("Notifications and language"), self)
         form = self._form(interface)
         self.notify_test = QPushButton(self.tr("Test"), self)
@@ -212,6 +217,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Notify"), self._field(self.notify_failures, self.notify_test,
                                                     below=[self.notify_production]))
         form.addRow(self.tr("Language"), self.language)
+        form.addRow(self.tr("Start"), self.start_at_login)
         self._align_labels()
 
         self.save_msg = InlineMessage(self)
@@ -469,7 +475,7 @@ class SettingsDialog(QDialog):
 
     def save(self) -> None:
         settings = self.build_settings()
-        if settings is None:
+        if settings is None or not self._save_autostart():
             return
         store = ui_settings()
         store.setValue("notifications/failures", self.notify_failures.isChecked())
@@ -483,6 +489,22 @@ class SettingsDialog(QDialog):
         if changed_language:
             self.language_chosen.emit(language)
         self.accept()
+
+    def _save_autostart(self) -> bool:
+        """Switch "start at login" if it was changed; False (and why, shown) if that failed."""
+        wanted = self.start_at_login.isChecked()
+        if wanted == self.autostart.is_enabled():
+            return True
+        config_path = self.controller.config_path
+        if config_path is not None and config_path == paths.default_config_file():
+            config_path = None  # the app finds the default file by itself
+        try:
+            self.autostart.set_enabled(wanted, launch_command(config_path))
+        except OSError as exc:
+            self.save_msg.show_error(self.tr("Could not change the start at login: %1").replace(
+                "%1", str(exc)))
+            return False
+        return True
 
 
 def check_public_url(url: str) -> str:

@@ -1415,6 +1415,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Язык</translation>
         </message>
         <message>
+            <source>Start Deal Monitor when I log in</source>
+            <translation>Запускать Deal Monitor при входе в систему</translation>
+        </message>
+        <message>
+            <source>Start</source>
+            <translation>Запуск</translation>
+        </message>
+        <message>
+            <source>Could not change the start at login: %1</source>
+            <translation>Не удалось изменить запуск при входе в систему: %1</translation>
+        </message>
+        <message>
             <source>Connection</source>
             <translation>Подключение</translation>
         </message>
