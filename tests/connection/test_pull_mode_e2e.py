@@ -1,0 +1,92 @@
+"""Pull mode end to end: the headless app with only an inbound webhook, the change poll every
+2 s, no event ever delivered. The target is read with plain SQL and compared with the
+simulator's raw deals; requests are counted by the simulator."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import requests
+
+from deal_monitor.bitrix.phpform import encode
+from tests.e2e.harness import wait_for
+
+POLL = 2.0
+
+
+def _mismatches(app, sim, ids) -> dict:
+    """Deals whose target row differs from the portal's raw deal (empty: all match)."""
+    rows = app.target_rows()
+    bad = {}
+    for deal_id in ids:
+        raw, row = sim.portal.get_deal(deal_id), rows.get(deal_id)
+        want = (raw["TITLE"], raw["STAGE_ID"], Decimal(raw["OPPORTUNITY"]))
+        got = row and (row["title"], row["stage_id"], Decimal(str(row["amount"])))
+        if got != want:
+            bad[deal_id] = (got, want)
+    return bad
+
+
+def _converged(app, sim, ids, timeout: float = 30) -> None:
+    # a generous bound (>= 10x the poll interval): it only detects a hang
+    try:
+        wait_for(lambda: not _mismatches(app, sim, ids), timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"not converged: {_mismatches(app, sim, ids)}\n"
+                             f"{app.console()[-3000:]}") from None
+
+
+def test_webhook_only_poll_brings_every_change_at_its_final_version(make_app, sim):
+    sim.delivery_enabled = False  # no event is ever delivered to anyone
+    early = [sim.portal.add_deal({"TITLE": f"before {n}", "STAGE_ID": "PREPARATION",
+                                  "OPPORTUNITY": f"{100 + n}.50"}) for n in range(5)]
+    app = make_app(hook=False, portal__application_token="", portal__member_id="",
+                   sync__poll_seconds=POLL)
+    app.start()
+    _converged(app, sim, early)
+
+    new = [sim.portal.add_deal({"TITLE": f"new {n}", "STAGE_ID": "EXECUTING",
+                                "OPPORTUNITY": "10.00"}) for n in range(3)]
+    sim.portal.update_deal(early[0], {"TITLE": "changed once", "OPPORTUNITY": "999.99"})
+    for n in range(6):  # rapid re-updates: several within the same DATE_MODIFY second
+        sim.portal.update_deal(early[1], {"TITLE": f"rapid {n}", "OPPORTUNITY": f"{n}.01"})
+        sim.portal.update_deal(new[0], {"STAGE_ID": "PREPARATION" if n % 2 else "EXECUTING",
+                                        "TITLE": f"new rapid {n}"})
+        time.sleep(0.15)
+    everything = early + new
+    _converged(app, sim, everything)
+    assert app.target_rows()[early[1]]["title"] == "rapid 5"
+
+    # one more change after the target caught up lands too (the watermark moved on)
+    sim.portal.update_deal(early[2], {"TITLE": "late"})
+    _converged(app, sim, everything)
+
+    # idle: at most one REST request per poll
+    time.sleep(2 * POLL)  # let the last poll's reads finish
+    refusals = sim.stats.refusals_503
+    sim.reset_stats()
+    window = 10 * POLL
+    started = time.monotonic()
+    time.sleep(window)
+    elapsed = time.monotonic() - started
+    requests_made = sim.stats.http_requests
+    polls_possible = int(elapsed // POLL) + 1
+    assert 0 < requests_made <= polls_possible
+    assert set(sim.stats.calls_by_method) == {"crm.deal.list"}
+    assert refusals == 0 and sim.stats.refusals_503 == 0
+
+    # nothing was pushed, and a push now is refused (no application token): nothing stored
+    inbox_before = len(app.inbox())
+    body = encode({"event": "ONCRMDEALUPDATE", "data": {"FIELDS": {"ID": str(early[3])}},
+                   "ts": str(int(time.time())),
+                   "auth": {"application_token": sim.application_token,
+                            "member_id": sim.member_id, "domain": sim.domain}})
+    for token_case in (body, encode({"event": "ONCRMDEALUPDATE",
+                                     "data": {"FIELDS": {"ID": "1"}}})):
+        reply = requests.post(app.events_url, data=token_case, timeout=5, headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert reply.status_code in (401, 403)
+    assert len(app.inbox()) == inbox_before
+    assert all(row["source"] != "push" for row in app.inbox())
+    assert app.stop() == 0
