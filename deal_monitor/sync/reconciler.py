@@ -91,6 +91,8 @@ class Reconciler:
         if cursor_key:
             after_id = max(after_id, int(self.state.get_value(cursor_key) or 0))
         event, source = JOBS.get(job, ("RESYNC", Source.MANUAL))
+        # a poll and a reconciliation listing the same version queue it once
+        key = "reconcile" if job == "poll" else job
         listed = queued = unannounced = 0
         portal_start: str | None = None
         known = self._known_versions()
@@ -113,7 +115,7 @@ class Reconciler:
                         source=source,
                         # DATE_MODIFY has one-second resolution: two versions of one second
                         # differ only in their fields, so the key carries their hash
-                        dedup_key=f"{job}|{deal_id}|{fields_hash(raw)}",
+                        dedup_key=f"{key}|{deal_id}|{fields_hash(raw)}",
                         payload=raw,
                     )
                 )
