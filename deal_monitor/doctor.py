@@ -104,6 +104,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "target.read_only": ("The target database user cannot write table {table} ({missing}).",
                          "Grant INSERT and UPDATE on it (CREATE where the table is created)."),
     "state.ok": ("The local state database is fine ({queued} queued, {failed} failed).", ""),
+    "state.not_created": ("The local state database does not exist yet (created at the first "
+                          "start).", ""),
     "state.failed": ("The local state database has a problem: {error}.",
                      "Check the data folder's disk space and permissions."),
     "listener.running": ("The event listener runs at {url}.", ""),
@@ -421,7 +423,7 @@ def _state_check(monitor: Monitor) -> Finding:
     try:
         state = monitor.state_store()
         if state is None:
-            raise DealMonitorError("not opened")
+            return Finding("state.not_created", INFO)
         if not state.integrity_ok():
             return Finding("state.failed", PROBLEM, {"error": "integrity check failed"})
         return Finding("state.ok", OK, {"queued": str(state.inbox_depth()),

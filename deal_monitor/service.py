@@ -976,7 +976,10 @@ class Monitor:
     def state_store(self) -> StateStore | None:
         """The state DB: the running one, or opened for reading (the CLI's ``check``)."""
         if self.state is None:
-            self.state = StateStore(make_engine(self.where.state_url, synchronous="FULL"))
+            url = self.where.state_url
+            if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+                return None  # never started: do not create it just by looking
+            self.state = StateStore(make_engine(url, synchronous="FULL"))
         return self.state
 
     def diagnose(self, on_finding: Callable[[Any], None] | None = None) -> list:
