@@ -942,6 +942,8 @@ class Monitor:
         self._last_error = ""
         if self.client is not None:
             self.client.unblock()
+        if self.state is not None and self.worker is not None:
+            self.state.release_backoff()  # reads held back for want of a token go now
         if self.worker is not None:
             self.worker.resume()
             self.reconcile_now()
