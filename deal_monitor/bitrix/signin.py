@@ -107,8 +107,12 @@ class LoopbackSignIn:
         return self._done.is_set()
 
     # -- the callback ----------------------------------------------------------------------
-    def handle_callback(self, query: str) -> tuple[int, str, str]:
-        """(HTTP status, page title, page text) for one callback request."""
+    def handle_callback(self, query: str) -> tuple[int, str, str, SignInResult | None]:
+        """(HTTP status, page title, page text, how the sign-in ended or None) for one callback.
+
+        The caller ends the sign-in with the result only after the page is sent: a headless
+        ``authorize`` exits as soon as it ends, and the browser must still get its page.
+        """
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         with self._lock:
             expected = self._state
@@ -116,23 +120,23 @@ class LoopbackSignIn:
             if not expected or not given or not secrets.compare_digest(expected, given):
                 self.forged += 1
                 log.warning("sign-in: a redirect with a wrong or missing state was refused")
-                return 400, "Sign-in refused", "This sign-in link is not valid (state mismatch)."
+                return (400, "Sign-in refused", "This sign-in link is not valid (state mismatch).",
+                        None)
             self._state = ""  # single use, whatever happens next
         if params.get("error"):
-            result = SignInResult(False, "denied", f"the portal answered: {params['error']}")
-            self._finish(result)
-            return 400, "Sign-in failed", "The portal did not grant access. Try again."
+            return (400, "Sign-in failed", "The portal did not grant access. Try again.",
+                    SignInResult(False, "denied", f"the portal answered: {params['error']}"))
         code = params.get("code", "")
         if not code:
-            self._finish(SignInResult(False, "exchange_failed", "the redirect carried no code"))
-            return 400, "Sign-in failed", "The portal sent no authorization code."
+            return (400, "Sign-in failed", "The portal sent no authorization code.",
+                    SignInResult(False, "exchange_failed", "the redirect carried no code"))
         try:
             tokens = self.oauth.exchange_code(code, self.redirect_uri)
         except BitrixError as exc:
-            self._finish(SignInResult(False, "exchange_failed", f"{exc.code}: {exc.description}"))
-            return 502, "Sign-in failed", "The portal refused the sign-in. Check the client secret."
-        self._finish(SignInResult(True, member_id=tokens.member_id))
-        return 200, "Signed in", "Deal Monitor is connected. You can close this tab."
+            return (502, "Sign-in failed", "The portal refused the sign-in. Check the client secret.",
+                    SignInResult(False, "exchange_failed", f"{exc.code}: {exc.description}"))
+        return (200, "Signed in", "Deal Monitor is connected. You can close this tab.",
+                SignInResult(True, member_id=tokens.member_id))
 
     def _finish(self, result: SignInResult) -> None:
         with self._lock:
@@ -170,8 +174,10 @@ def _handler_for(signin: LoopbackSignIn) -> type[BaseHTTPRequestHandler]:
             if parts.path != CALLBACK_PATH:
                 self._reply(404, "Not found", "")
                 return
-            status, title, text = signin.handle_callback(parts.query)
+            status, title, text, result = signin.handle_callback(parts.query)
             self._reply(status, title, text)
+            if result is not None:
+                signin._finish(result)
 
         def _reply(self, status: int, title: str, text: str) -> None:
             body = PAGE.format(title=html.escape(title), text=html.escape(text)).encode("utf-8")
@@ -181,6 +187,7 @@ def _handler_for(signin: LoopbackSignIn) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             self.wfile.write(body)
+            self.wfile.flush()
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002
             pass  # the query holds the code: never log request lines

@@ -18,16 +18,15 @@ lose a batch, and the periodic reconciliation brings such changes in.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from .. import faultpoints
 from ..bitrix.client import BitrixClient
 from ..bitrix.events import DEAL_EVENTS, parse_id
-from ..bitrix.throttle import Cancelled
 from ..errors import BitrixError
 from ..model import EventSink, EventStatus, Source
 from ..store.state import NewEvent, StateStore
+from .pullloop import PullLoop
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,9 @@ DONE = {EventStatus.SYNCED.value, EventStatus.SKIPPED.value, EventStatus.DELETED
         EventStatus.IGNORED.value}
 
 
-class OfflinePuller:
+class OfflinePuller(PullLoop):
+    thread_name = "offline-puller"
+    log = log
     def __init__(
         self,
         client: BitrixClient,
@@ -54,42 +55,12 @@ class OfflinePuller:
         self.state = state
         self.sink = sink
         self.connector = connector
-        self.interval = interval
+        super().__init__(interval)
         self.on_queued = on_queued or (lambda: None)
         self.limit = limit
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error = ""
         self.clear_on_read = False  # the plan refused clear=0: take rows with clear=1
         self.note = ""
         self.pulls = 0
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="offline-puller", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.step()
-                self.last_error = ""
-            except Cancelled:
-                return
-            except BitrixError as exc:
-                self.last_error = str(exc)
-                log.warning("offline events: %s", exc)
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
-            else:
-                self._stop.wait(0.2)
 
     def _params(self, **extra) -> dict:
         params = dict(extra)

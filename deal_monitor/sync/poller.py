@@ -15,13 +15,11 @@ worker need not read it again): every source of work goes through the inbox.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 
 from ..bitrix.deal import parse_datetime
-from ..bitrix.throttle import Cancelled
-from ..errors import BitrixError
 from ..store.state import StateStore
+from .pullloop import PullLoop
 from .reconciler import WATERMARK_KEY as RECONCILE_WATERMARK
 from .reconciler import Reconciler
 
@@ -31,8 +29,12 @@ WATERMARK_KEY = "poll.watermark"
 OVERLAP_SECONDS = 2.0
 
 
-class ChangePoller:
+class ChangePoller(PullLoop):
     """A thread that lists changed deals every ``interval`` seconds (start()/stop())."""
+
+    thread_name = "change-poller"
+    first_wait = True  # the start-up reconciliation lists first
+    log = log
 
     def __init__(
         self,
@@ -41,36 +43,16 @@ class ChangePoller:
         interval: float,
         overlap_seconds: float = OVERLAP_SECONDS,
     ) -> None:
+        super().__init__(interval)
         self.reconciler = reconciler
         self.state = state
-        self.interval = interval
         self.overlap = timedelta(seconds=overlap_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_poll_at: datetime | None = None  # local time of the last successful poll
-        self.last_error = ""
         self.polls = 0
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="change-poller", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Cancelled:
-                return
-            except BitrixError as exc:
-                self.last_error = str(exc)
-                log.warning("change poll: %s", exc)
+    def step(self) -> bool:
+        self.poll()
+        return False
 
     def _since(self) -> datetime | None:
         """Where this poll starts: its own watermark, else the reconciliation's (the start-up

@@ -15,11 +15,11 @@ import os
 import stat
 import subprocess
 import sys
-from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from tests.connection.support import converged
 from tests.e2e.harness import ROOT, wait_for
 
 CLIENT_ID, SECRET = "local.e2e0001.offline", "e2e-client-secret"
@@ -35,27 +35,6 @@ def _cli(app, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "deal_monitor", "--config",
                              str(app.config_path), *args], cwd=ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def _mismatches(app, sim, ids) -> dict:
-    rows = app.target_rows()
-    bad = {}
-    for deal_id in ids:
-        raw, row = sim.portal.get_deal(deal_id), rows.get(deal_id)
-        want = (raw["TITLE"], raw["STAGE_ID"], Decimal(raw["OPPORTUNITY"]))
-        got = row and (row["title"], row["stage_id"], Decimal(str(row["amount"])))
-        if got != want:
-            bad[deal_id] = (got, want)
-    return bad
-
-
-def _converged(app, sim, ids) -> None:
-    # 30 s: >= 10x the offline poll interval plus a token refresh; it only detects a hang
-    try:
-        wait_for(lambda: not _mismatches(app, sim, ids), timeout=30)
-    except AssertionError:
-        raise AssertionError(f"not converged: {_mismatches(app, sim, ids)}\n"
-                             f"{app.console()[-3000:]}") from None
 
 
 def _sign_in(app, sim) -> str:
@@ -116,7 +95,7 @@ def test_sign_in_bind_offline_and_sync_through_the_offline_queue(make_app, sim):
     ids = [sim.portal.add_deal({"TITLE": f"offline {n}", "STAGE_ID": "PREPARATION",
                                 "OPPORTUNITY": "1.00"}) for n in range(4)]
     _change(sim, ids[:2], "edited")
-    _converged(app, sim, ids)
+    converged(app, sim, ids)
     sources = {row["deal_id"]: row["source"] for row in app.inbox() if row["source"] == "offline"}
     assert set(ids) <= set(sources)  # they came through the offline queue
     wait_for(lambda: len(sim.offline) == 0, timeout=30)  # cleared after the commit
@@ -124,7 +103,7 @@ def test_sign_in_bind_offline_and_sync_through_the_offline_queue(make_app, sim):
     sim.reset_stats()
     sim.expire_access_tokens()
     _change(sim, ids, "after expiry")
-    _converged(app, sim, ids)
+    converged(app, sim, ids)
     assert sim.stats.token_refreshes >= 1
 
     assert app.stop() == 0
@@ -134,7 +113,7 @@ def test_sign_in_bind_offline_and_sync_through_the_offline_queue(make_app, sim):
     app.start(env=_env())
     sim.expire_access_tokens()  # the rotated refresh token must have been stored
     _change(sim, ids[:1], "after restart")
-    _converged(app, sim, ids + more)
+    converged(app, sim, ids + more)
     wait_for(lambda: len(sim.offline) == 0, timeout=30)
     assert app.health()["auth_state"] == "ok"
     assert app.stop() == 0

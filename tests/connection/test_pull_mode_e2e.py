@@ -5,36 +5,13 @@ simulator's raw deals; requests are counted by the simulator."""
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 
 import requests
 
 from deal_monitor.bitrix.phpform import encode
-from tests.e2e.harness import wait_for
+from tests.connection.support import converged
 
 POLL = 2.0
-
-
-def _mismatches(app, sim, ids) -> dict:
-    """Deals whose target row differs from the portal's raw deal (empty: all match)."""
-    rows = app.target_rows()
-    bad = {}
-    for deal_id in ids:
-        raw, row = sim.portal.get_deal(deal_id), rows.get(deal_id)
-        want = (raw["TITLE"], raw["STAGE_ID"], Decimal(raw["OPPORTUNITY"]))
-        got = row and (row["title"], row["stage_id"], Decimal(str(row["amount"])))
-        if got != want:
-            bad[deal_id] = (got, want)
-    return bad
-
-
-def _converged(app, sim, ids, timeout: float = 30) -> None:
-    # a generous bound (>= 10x the poll interval): it only detects a hang
-    try:
-        wait_for(lambda: not _mismatches(app, sim, ids), timeout=timeout)
-    except AssertionError:
-        raise AssertionError(f"not converged: {_mismatches(app, sim, ids)}\n"
-                             f"{app.console()[-3000:]}") from None
 
 
 def test_webhook_only_poll_brings_every_change_at_its_final_version(make_app, sim):
@@ -44,7 +21,7 @@ def test_webhook_only_poll_brings_every_change_at_its_final_version(make_app, si
     app = make_app(hook=False, portal__application_token="", portal__member_id="",
                    sync__poll_seconds=POLL)
     app.start()
-    _converged(app, sim, early)
+    converged(app, sim, early)
 
     new = [sim.portal.add_deal({"TITLE": f"new {n}", "STAGE_ID": "EXECUTING",
                                 "OPPORTUNITY": "10.00"}) for n in range(3)]
@@ -55,12 +32,12 @@ def test_webhook_only_poll_brings_every_change_at_its_final_version(make_app, si
                                         "TITLE": f"new rapid {n}"})
         time.sleep(0.15)
     everything = early + new
-    _converged(app, sim, everything)
+    converged(app, sim, everything)
     assert app.target_rows()[early[1]]["title"] == "rapid 5"
 
     # one more change after the target caught up lands too (the watermark moved on)
     sim.portal.update_deal(early[2], {"TITLE": "late"})
-    _converged(app, sim, everything)
+    converged(app, sim, everything)
 
     # idle: at most one REST request per poll
     time.sleep(2 * POLL)  # let the last poll's reads finish
