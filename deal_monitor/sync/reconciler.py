@@ -95,10 +95,12 @@ class Reconciler:
         key = "reconcile" if job == "poll" else job
         listed = queued = unannounced = 0
         portal_start: str | None = None
-        known = self._known_versions()
+        known: dict | None = None  # read on the first row only: an idle poll lists none
         for page in self.client.iter_deal_pages(deal_filter, after_id=after_id, expected=expected):
             if portal_start is None:
                 portal_start = self.client.last_time.get("date_start")
+            if known is None and not full:
+                known = self._known_versions()
             listed += len(page)
             events = []
             for raw in page:
@@ -106,7 +108,7 @@ class Reconciler:
                     deal_id = int(raw["ID"])
                 except (KeyError, TypeError, ValueError):
                     continue
-                if not full and self._already_seen(known.get(deal_id), raw):
+                if known is not None and self._already_seen(known.get(deal_id), raw):
                     continue
                 events.append(
                     NewEvent(

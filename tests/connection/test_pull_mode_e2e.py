@@ -59,8 +59,11 @@ def test_webhook_only_poll_brings_every_change_at_its_final_version(make_app, si
                    "ts": str(int(time.time())),
                    "auth": {"application_token": sim.application_token,
                             "member_id": sim.member_id, "domain": sim.domain}})
-    for token_case in (body, encode({"event": "ONCRMDEALUPDATE",
-                                     "data": {"FIELDS": {"ID": "1"}}})):
+    install = encode({"event": "ONAPPINSTALL", "data": {"VERSION": "1"},
+                      "auth": {"application_token": "a" * 32, "access_token": "x" * 40,
+                               "refresh_token": "y" * 40, "member_id": sim.member_id}})
+    for token_case in (body, install, encode({"event": "ONCRMDEALUPDATE",
+                                              "data": {"FIELDS": {"ID": "1"}}})):
         reply = requests.post(app.events_url, data=token_case, timeout=5, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         assert reply.status_code in (401, 403)
