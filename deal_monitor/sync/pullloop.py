@@ -49,7 +49,9 @@ class PullLoop:
             except Cancelled:
                 return
             except BitrixError as exc:
+                # said once while it lasts: a dead token would otherwise log every few seconds
+                level = logging.DEBUG if str(exc) == self.last_error else logging.WARNING
+                self.log.log(level, "%s: %s", self.thread_name, exc)
                 self.last_error = str(exc)
-                self.log.warning("%s: %s", self.thread_name, exc)
                 busy = False
             wait = BUSY_PAUSE if busy else self.interval

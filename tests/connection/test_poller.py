@@ -89,3 +89,26 @@ def test_idle_polls_cost_one_request_and_do_not_reach_back_the_reconcile_overlap
     # the listing itself: only the new deal (the reconciled 60 are not listed again)
     assert poller.reconciler.run_since(
         datetime.fromisoformat(state.get_value(WATERMARK_KEY))).listed == 0
+
+
+def test_switching_modes_keeps_the_inbox_and_starts_the_right_pull_source(running, sim, tmp_path):
+    from deal_monitor.config import from_mapping
+
+    settings = from_mapping({"portal": {"webhook_url": sim.webhook_url},
+                             "listener": {"enabled": False},
+                             "sync": {"poll_seconds": 1.0, "reconcile_minutes": 0},
+                             "storage": {"data_dir": str(tmp_path / "data")}}, env={})
+    monitor = running(settings)
+    assert monitor.poller is not None and monitor.status().connection_mode == "pull"
+    monitor.pause()  # keep what is queued in the inbox
+    deal = sim.portal.add_deal({"TITLE": "queued", "STAGE_ID": "PREPARATION"})
+    monitor.resync([deal])
+    depth = monitor.status().inbox_depth
+    assert depth >= 1
+    push = settings.replace("portal", application_token="t" * 32).replace(
+        "sync", poll_seconds=-1.0)
+    monitor.apply_settings(push)
+    assert monitor.poller is None and monitor.status().connection_mode == "push"
+    assert monitor.status().inbox_depth == depth
+    monitor.apply_settings(settings)
+    assert monitor.poller is not None and monitor.status().inbox_depth == depth
