@@ -464,6 +464,9 @@ class Monitor:
 
     def _start_listener(self) -> None:
         ls = self.settings.listener
+        if ls.public_url.startswith("http://"):  # allowed only to a private address
+            log.warning("events come over plain http:// to %s (portal.allow_private_http): "
+                        "anyone on that network can read the application token", ls.public_url)
         app = ListenerApp(ls.path, self._verification, self, ls.allow_networks)
         server = ListenerServer(app, ls.host, ls.port, trusted_proxy=ls.trusted_proxy)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 from ..bitrix.throttle import Cancelled
 from ..errors import BitrixError
@@ -12,7 +13,7 @@ from ..errors import BitrixError
 BUSY_PAUSE = 0.2  # seconds between steps while a step says more work is waiting
 
 
-class PullLoop:
+class PullLoop(ABC):
     """Owner of one named daemon thread with start()/stop(); subclasses implement ``step``."""
 
     thread_name = "pull"
@@ -25,9 +26,9 @@ class PullLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def step(self) -> bool:
         """One unit of work; True when more is waiting (call again soon)."""
-        raise NotImplementedError
 
     def start(self) -> None:
         self._stop.clear()
