@@ -24,6 +24,7 @@ from . import connection
 from .bitrix.events import DEAL_EVENTS
 from .config import Settings
 from .errors import BitrixError, DealMonitorError
+from .model import EventStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import Monitor
@@ -112,7 +113,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "listener.port_free": ("Port {port} on {host} is free for the event listener.", ""),
     "listener.port_busy": ("The event listener cannot use {host}:{port}: {error}.",
                            "Stop the other program on that port or choose another port."),
-    "listener.off": ("The event listener is not needed in this mode.", ""),
+    "listener.off": ("The event listener is switched off (listener.enabled = false).", ""),
 }
 
 MODE_TEXT = {
@@ -177,13 +178,21 @@ def _checks(monitor: Monitor) -> Iterator[Finding]:
         return
     if monitor.client is None:
         monitor.open_client()
+    if monitor.oauth is not None and monitor.oauth.needs_reauthorization:
+        # no token to ask the portal with: "sign in" above is the one thing to do
+        yield from _local_checks(monitor, current)
+        return
     reachable = False
     for finding in _portal_checks(monitor, current):
         reachable = reachable or finding.code == "portal.ok"
         yield finding
     if reachable and current in (connection.APP, connection.APP_OFFLINE):
         yield from _app_checks(monitor, settings, current)
-    yield from _event_checks(monitor, settings, current)
+    yield from _local_checks(monitor, current)
+
+
+def _local_checks(monitor: Monitor, current: str) -> Iterator[Finding]:
+    yield from _event_checks(monitor, monitor.settings, current)
     yield _target_check(monitor)
     yield _state_check(monitor)
     yield _listener_check(monitor, current)
@@ -294,8 +303,8 @@ def _event_checks(monitor: Monitor, settings: Settings, current: str) -> Iterato
     last = None
     if state is not None:
         try:
-            records = state.recent_events(limit=1)
-            last = records[0] if records else None
+            records = state.recent_events(limit=50)
+            last = next((r for r in records if r.status != EventStatus.REJECTED), None)
         except Exception as exc:  # reported by the state check below
             log.debug("doctor: recent events unreadable: %s", exc)
     if last is not None:
@@ -438,8 +447,6 @@ def _listener_check(monitor: Monitor, current: str) -> Finding:
     ls = monitor.settings.listener
     if monitor.listener is not None and monitor.listener.running:
         return Finding("listener.running", OK, {"url": monitor.status().listen_url})
-    if current in (connection.PULL, connection.APP_OFFLINE) and not ls.public_url:
-        return Finding("listener.off", INFO)
     if not ls.enabled:
         return Finding("listener.off", INFO)
     error = check_listen(ls.host, ls.port)

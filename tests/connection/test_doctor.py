@@ -4,6 +4,7 @@ write (reflection and the databases' own privilege answers, with real PostgreSQL
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -61,6 +62,18 @@ def test_check_an_app_that_is_not_signed_in(sim, tmp_path):
     assert done.returncode == 1
     assert "[XX] Not signed in to the portal" in done.stdout
     assert "authorize" in done.stdout
+    assert "refused the credentials" not in done.stdout  # one problem, said once
+
+
+def test_check_finds_the_listener_port_taken(sim, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _check(tmp_path, {"portal": {"webhook_url": sim.webhook_url},
+                                 "listener": {"port": port}})
+    assert done.returncode == 1
+    assert f"[XX] The event listener cannot use 127.0.0.1:{port}" in done.stdout
 
 
 def test_doctor_on_a_running_app_with_offline_events(running, sim, tmp_path):
