@@ -179,7 +179,7 @@ WEBHOOK_BIND_HELP = (
 
 
 def _app_command(settings: Settings, args: argparse.Namespace) -> int:
-    """bind / unbind / handlers / authorize: one short-lived Monitor without a listener."""
+    """bind / unbind / handlers / authorize: one short-lived portal client."""
     from .service import Monitor
 
     if not settings.portal.client_id and args.command != "handlers":
@@ -190,8 +190,9 @@ def _app_command(settings: Settings, args: argparse.Namespace) -> int:
         return _authorize(settings, args.code)
     monitor = Monitor(settings, secrets=_secret_store(), listen=False,
                       tokens=_token_store(settings))
-    monitor.start()
-    monitor.pause()
+    # only the portal client: no worker, and no offline puller reserving a batch next to a
+    # running instance's
+    monitor.open_client()
     try:
         if args.command == "bind":
             for line in monitor.bind_handlers(offline=args.offline):
