@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import BitrixError
+from ..errors import BitrixError, ListenerError
 from .oauth import OAuthAuth
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,15 @@ class LoopbackSignIn:
         """Bind the loopback server and return the portal address the browser must open."""
         self._state = secrets.token_urlsafe(32)
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        try:
+            self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        except OSError as exc:
+            raise ListenerError(
+                f"cannot take the sign-in redirect on {self.host}:{self.port}: "
+                f"{exc.strerror or exc}",
+                "Another program uses this port: stop it or change portal.signin_port (and the "
+                "application's handler path in the portal).",
+            ) from None
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="oauth-signin",

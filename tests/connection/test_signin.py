@@ -3,14 +3,17 @@ client plays the browser and follows the simulator's redirect."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from deal_monitor.bitrix.oauth import TOKENS_KEY, OAuthAuth
 from deal_monitor.bitrix.signin import LoopbackSignIn, SignInResult
 from deal_monitor.credentials import MemoryStore
+from deal_monitor.errors import ListenerError
 
 CLIENT_ID, SECRET = "local.signin01", "signin-secret"
 
@@ -85,3 +88,13 @@ def test_denied_consent_and_timeout_end_the_attempt(sim):
     threading.Timer(0.1, cancelled.cancel).start()
     assert cancelled.wait(timeout=10).error == "cancelled"  # 10 s: only detects a hang
     assert tokens.get(TOKENS_KEY) is None
+
+
+def test_a_taken_sign_in_port_is_a_clear_error(sim):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ListenerError) as err:
+            LoopbackSignIn(_oauth(sim, MemoryStore()), port=port).start()
+    assert f"127.0.0.1:{port}" in str(err.value) and "signin_port" in err.value.hint
