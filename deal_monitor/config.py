@@ -272,8 +272,8 @@ def validate(s: Settings) -> None:
         if not private_http and (parts.scheme != "https" or "." not in (parts.hostname or "")):
             raise ConfigError(
                 "listener.public_url",
-                "must be a public https:// URL (the token travels in the body: never in clear); "
-                "plain http:// only to a private address with portal.allow_private_http = true",
+                # plain http:// to a private address: portal.allow_private_http (README)
+                "must be a public https:// URL (the token travels in the body: never in clear)",
             )
     for index, net in enumerate(ls.allow_networks):
         try:
