@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("ids", nargs="*", type=int, help="deal IDs")
     preview.add_argument("--next", type=int, default=0, metavar="N",
                          help="the deals of the next N queued events")
-    authorize = command("authorize", "app mode: exchange an authorization code")
+    authorize = command("authorize", "app mode: sign in through the browser (or exchange a code)")
     authorize.add_argument("code", nargs="?", help="the code from the portal's redirect")
+    command("check", "connection doctor: check every part, say what to do")
     backup = sub.add_parser("backup", help="copy the SQLite state DB (safe while running)")
     backup.add_argument("path", type=Path, help="file (or folder) for the copy")
     return parser
@@ -110,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _resync(settings, args)
         if args.command == "preview" and not args.ids and args.next <= 0:
             parser.error("preview needs deal IDs or --next N")
+        if args.command == "check":  # reads only: works next to a running instance
+            return _check(settings)
         if args.command == "preview":
             _open_state(settings).engine.dispose()  # reads the state: refuse an old schema
             return _preview(settings, args.ids, args.next)
@@ -144,6 +147,13 @@ def _secret_store():
         return MemoryStore()
 
 
+def _token_store(settings: Settings):
+    """OAuth tokens: the keyring, or an owner-only file in the data folder where none exists."""
+    from .credentials import open_token_store
+
+    return open_token_store(paths.data_dir(settings.storage.data_dir))
+
+
 def run_headless(settings: Settings, stop: threading.Event | None = None,
                  wait_for_credentials: bool = False) -> int:
     """Run until SIGINT/SIGTERM (or ``stop``), then shut down cleanly.
@@ -173,7 +183,8 @@ def _run_until_stopped(settings: Settings, stop: threading.Event,
                        wait_for_credentials: bool = False) -> int:
     from .service import Monitor
 
-    monitor = Monitor(settings, secrets=_secret_store())
+    tokens = _token_store(settings) if settings.portal.client_id else None
+    monitor = Monitor(settings, secrets=_secret_store(), tokens=tokens)
     missing = "" if wait_for_credentials else missing_credentials(monitor)
     if missing:
         print(f"error: {missing}", file=sys.stderr)
@@ -224,25 +235,22 @@ WEBHOOK_BIND_HELP = (
 
 
 def _app_command(settings: Settings, args: argparse.Namespace) -> int:
-    """bind / unbind / handlers / authorize: one short-lived Monitor without a listener."""
+    """bind / unbind / handlers / authorize: one short-lived portal client."""
     from .service import Monitor
 
     if not settings.portal.client_id and args.command != "handlers":
         url = settings.listener.public_url or "<public URL of the listener>"
         print(WEBHOOK_BIND_HELP.format(url=url))
         return 2 if args.command != "unbind" else 0
-    monitor = Monitor(settings, secrets=_secret_store(), listen=False)
-    monitor.start()
-    monitor.pause()
+    if args.command == "authorize":
+        return _authorize(settings, args.code)
+    monitor = Monitor(settings, secrets=_secret_store(), listen=False,
+                      tokens=_token_store(settings))
+    # only the portal client: no worker, and no offline puller reserving a batch next to a
+    # running instance's
+    monitor.open_client()
     try:
-        if args.command == "authorize":
-            if not args.code:
-                print(f"open this address, approve the app, then run: authorize <code>\n"
-                      f"{monitor.oauth.authorize_url()}")
-                return 0
-            monitor.authorize(args.code)
-            print("authorized; tokens are in the keyring")
-        elif args.command == "bind":
+        if args.command == "bind":
             for line in monitor.bind_handlers(offline=args.offline):
                 print(line)
         elif args.command == "unbind":
@@ -253,6 +261,52 @@ def _app_command(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         monitor.stop()
     return 0
+
+
+SIGN_IN_MINUTES = 10
+
+
+def _authorize(settings: Settings, code: str | None) -> int:
+    """Without a code: the browser sign-in — print the address, wait for the portal's redirect
+    on 127.0.0.1 (up to ten minutes). With a code: exchange it (the manual way)."""
+    from .service import Monitor
+
+    monitor = Monitor(settings, secrets=_secret_store(), listen=False,
+                      tokens=_token_store(settings))
+    try:
+        oauth = monitor.oauth_auth()
+        if not oauth.has_client_secret():
+            print("error: the client secret is missing: set DEAL_MONITOR_CLIENT_SECRET or "
+                  "portal.client_secret (or store it from the window)", file=sys.stderr)
+            return 2
+        if code:
+            monitor.authorize(code)
+        else:
+            url = monitor.start_sign_in()
+            print("Open this address in a browser, sign in to Bitrix24 and approve the app "
+                  f"(waiting up to {SIGN_IN_MINUTES} minutes):\n{url}", flush=True)
+            result = monitor.wait_sign_in(SIGN_IN_MINUTES * 60.0)
+            if not result.ok:
+                print(f"error: sign-in failed: {result.error} ({result.detail})", file=sys.stderr)
+                return 1
+        print(f"signed in; {monitor.token_storage()}")
+        return 0
+    finally:
+        monitor.stop()
+
+
+def _check(settings: Settings) -> int:
+    """The connection doctor: one line per check; exit 0 all fine, 1 a problem found."""
+    from .doctor import exit_code
+    from .service import Monitor
+
+    tokens = _token_store(settings) if settings.portal.client_id else None
+    monitor = Monitor(settings, secrets=_secret_store(), listen=False, tokens=tokens)
+    try:
+        findings = monitor.diagnose(lambda finding: print(finding.line(), flush=True))
+    finally:
+        monitor.stop()
+    return exit_code(findings)
 
 
 DECISION_TEXT = {

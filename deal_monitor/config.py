@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ENV_WEBHOOK_URL = "DEAL_MONITOR_WEBHOOK_URL"
 ENV_APPLICATION_TOKEN = "DEAL_MONITOR_APPLICATION_TOKEN"
 ENV_PREVIOUS_TOKEN = "DEAL_MONITOR_PREVIOUS_APPLICATION_TOKEN"
+ENV_CLIENT_SECRET = "DEAL_MONITOR_CLIENT_SECRET"
 
 PLANS: dict[str, tuple[int, float]] = {"standard": (50, 2.0), "enterprise": (250, 5.0)}
 _STAGE = re.compile(r"^(C\d+:)?[A-Za-z0-9_]+$")
@@ -55,12 +56,19 @@ class PortalSettings:
     token_grace_minutes: float = 60.0
     member_id: str = ""
     plan: str = "standard"
-    # OAuth local app (app mode); the secret and tokens live in the keyring, not here.
+    # OAuth local app (app mode). The client secret comes from the keyring (desktop), the
+    # environment (DEAL_MONITOR_CLIENT_SECRET) or client_secret here (servers); the tokens
+    # live in the keyring, or where none exists in an owner-only file in the data folder.
     client_id: str = ""
+    client_secret: str = ""
     portal_url: str = ""
     oauth_server: str = ""
+    signin_port: int = 0  # loopback port of the browser sign-in's redirect (0: any free port)
     offline_events: bool = False  # app mode: pull event.offline.get (needs admin rights)
     auth_connector: str = "deal_monitor"
+    # an on-premise portal on a private network may call listener.public_url over plain
+    # http:// when it is a private (RFC 1918 / loopback) address; public http:// is refused
+    allow_private_http: bool = False
 
     @property
     def bucket(self) -> tuple[int, float]:
@@ -92,8 +100,11 @@ class SyncSettings:
     reconcile_minutes: float = 5.0
     reconcile_overlap_minutes: float = 10.0
     max_attempts: int = 8
-    offline_poll_seconds: float = 5.0
+    offline_poll_seconds: float = 2.0
     deletion_check_minutes: float = 60.0
+    # incremental change poll by DATE_MODIFY (pull mode); -1: automatic (10 s in pull mode,
+    # off otherwise), 0: off
+    poll_seconds: float = -1.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,8 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
         portal_env["application_token"] = env[ENV_APPLICATION_TOKEN].strip()
     if env.get(ENV_PREVIOUS_TOKEN):
         portal_env["previous_application_token"] = env[ENV_PREVIOUS_TOKEN].strip()
+    if env.get(ENV_CLIENT_SECRET):
+        portal_env["client_secret"] = env[ENV_CLIENT_SECRET].strip()
     if portal_env:
         settings = dataclasses.replace(
             settings, portal=dataclasses.replace(settings.portal, **portal_env)
@@ -267,9 +280,12 @@ def validate(s: Settings) -> None:
         raise ConfigError("listener.path", "must start with / and not be /healthz")
     if ls.public_url:
         parts = urlsplit(ls.public_url)
-        if parts.scheme != "https" or "." not in (parts.hostname or ""):
+        private_http = (parts.scheme == "http" and s.portal.allow_private_http
+                        and is_private_host(parts.hostname or ""))
+        if not private_http and (parts.scheme != "https" or "." not in (parts.hostname or "")):
             raise ConfigError(
                 "listener.public_url",
+                # plain http:// to a private address: portal.allow_private_http (README)
                 "must be a public https:// URL (the token travels in the body: never in clear)",
             )
     for index, net in enumerate(ls.allow_networks):
@@ -292,6 +308,14 @@ def validate(s: Settings) -> None:
         raise ConfigError("sync.max_delay_seconds", "must not be below debounce_seconds")
     if sy.reconcile_minutes < 0:
         raise ConfigError("sync.reconcile_minutes", "must not be negative (0 turns it off)")
+    if sy.poll_seconds < 0 and sy.poll_seconds != -1:
+        raise ConfigError("sync.poll_seconds", "must not be negative (0 turns it off)")
+    if 0 < sy.poll_seconds < 1:
+        raise ConfigError("sync.poll_seconds", "must be at least 1 (or 0: off)")
+    if sy.offline_poll_seconds <= 0:
+        raise ConfigError("sync.offline_poll_seconds", "must be above 0")
+    if not 0 <= s.portal.signin_port <= 65535:
+        raise ConfigError("portal.signin_port", "must be between 0 and 65535")
     if sy.max_attempts < 1:
         raise ConfigError("sync.max_attempts", "must be at least 1")
     if s.storage.keep_days < 1:
@@ -302,6 +326,15 @@ def validate(s: Settings) -> None:
     for key, url in (("target.url", s.target.url), ("storage.state_url", s.storage.state_url)):
         if url and "://" not in url:
             raise ConfigError(key, "must be an SQLAlchemy URL such as sqlite:///path.db")
+
+
+def is_private_host(host: str) -> bool:
+    """An RFC 1918 / loopback / link-local IP address (names are not trusted to be private)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() == "localhost"
+    return address.is_private or address.is_loopback or address.is_link_local
 
 
 def _validate_mapping(s: Settings) -> None:

@@ -151,6 +151,11 @@ class StatusSnapshot:
     events_silent: bool = False
     silence_hint: str = ""
     warnings: tuple[str, ...] = ()  # anomaly warnings (see anomalies.py): auth_failures, ...
+    connection_mode: str = ""  # pull | push | app | app_offline | none (see connection.py)
+    token_storage: str = ""  # app mode: where the tokens are ("tokens stored in <file>", ...)
+    auth_reason: str = ""  # why auth_state is "reauthorize" (no secrets)
+    last_poll_at: datetime | None = None  # pull mode: the last change poll that answered
+    offline_note: str = ""  # offline events: e.g. the plan refused clear=0 (clear=1 fallback)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,14 @@ from typing import Any
 
 from sqlalchemy.exc import DatabaseError
 
-from . import config, envconfig, faultpoints, metrics, paths
+from . import config, connection, envconfig, faultpoints, metrics, paths
 from .anomalies import Anomalies, ts_skewed
 from .bitrix.client import BitrixClient, LeakyBucket, WebhookAuth
 from .bitrix.events import APP_EVENTS, DEAL_EVENTS, IncomingEvent, Rejection, valid_member_id
 from .bitrix.oauth import DEFAULT_OAUTH_SERVER, OAuthAuth
 from .bitrix.stages import Pipeline, StageFilter, entity_id, parse_stage
 from .config import Settings
-from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable
+from .credentials import MemoryStore, SecretStore, SecretStoreUnavailable, describe_store
 from .errors import BitrixError, DealMonitorError, ListenerError, TargetError
 from .health import CRITICAL, HealthBoard
 from .listener.app import ListenerApp, Verification
@@ -59,6 +59,8 @@ from .sync.dryrun import DryRun, dry_run
 from .sync.installs import InstallQueueFull, InstallVerifier
 from .sync.lookups import PortalLookups
 from .sync.offline import OfflinePuller
+from .sync.poller import WATERMARK_KEY as POLL_WATERMARK
+from .sync.poller import ChangePoller
 from .sync.reconciler import Reconciler
 from .sync.retention import RetentionJob
 from .sync.scheduler import Scheduler
@@ -131,6 +133,7 @@ class Monitor:
         sink: EventSink | None = None,
         secrets: SecretStore | None = None,
         listen: bool = True,
+        tokens: SecretStore | None = None,
     ) -> None:
         self.settings = settings
         self.sink = FanoutSink(LogSink())
@@ -138,6 +141,8 @@ class Monitor:
             self.sink.add(sink)
         self.secrets = secrets or MemoryStore()
         envconfig.use_secret_store(self.secrets)  # DB passwords kept in the keyring
+        # OAuth tokens: the keyring, or where none exists an owner-only file (open_token_store)
+        self.tokens = tokens or self.secrets
         self.listen = listen and settings.listener.enabled
         self.where = locations(settings)
         self.state: StateStore | None = None
@@ -150,6 +155,8 @@ class Monitor:
         self.oauth: OAuthAuth | None = None
         self.offline: OfflinePuller | None = None
         self.retention: RetentionJob | None = None
+        self.poller: ChangePoller | None = None
+        self._signin = None  # the browser sign-in in progress (bitrix.signin.LoopbackSignIn)
         self._stage_filter = StageFilter(settings.sync.skip_stages)
         self.board = HealthBoard()  # per-component health: each clears only its own error
         self.intake_failures = 0
@@ -380,16 +387,7 @@ class Monitor:
         if not self.webhook_url and self.oauth is None:
             self.worker.pause()  # nothing to read deals with; events still wait in the inbox
         self.worker.start()
-        if self.oauth is not None and self.settings.portal.offline_events:
-            self.offline = OfflinePuller(
-                self.client,
-                self.state,
-                self.sink,
-                self.settings.portal.auth_connector,
-                interval=self.settings.sync.offline_poll_seconds,
-                on_queued=self.worker.wake,
-            )
-            self.offline.start()
+        self._start_pull_sources()
         if self.oauth is not None:
             self.installs = InstallVerifier(self._prove_install, self._store_install,
                                             lambda: self.client.bucket, self.board)
@@ -403,6 +401,35 @@ class Monitor:
         self.started = True
         metrics.watch(self)
         self.publish_status(force=True)
+
+    def _start_pull_sources(self) -> None:
+        """The offline-event puller (app mode with offline events) and the change poll (pull
+        mode, or wherever sync.poll_seconds asks for it)."""
+        assert self.worker is not None and self.reconciler is not None and self.state is not None
+        if self.oauth is not None and self.settings.portal.offline_events:
+            self.offline = OfflinePuller(
+                self.client,
+                self.state,
+                self.sink,
+                self.settings.portal.auth_connector,
+                interval=self.settings.sync.offline_poll_seconds,
+                on_queued=self.worker.wake,
+            )
+            self.offline.board = self.board
+            self.offline.start()
+        interval = connection.poll_seconds(self.settings, self.connection_mode())
+        if interval > 0:
+            self.poller = ChangePoller(self.reconciler, self.state, interval)
+            self.poller.board = self.board
+            self.poller.start()
+
+    def _stop_pull_sources(self) -> None:
+        if self.offline is not None:
+            self.offline.stop()
+            self.offline = None
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
 
     def _open_state(self) -> None:
         engine = make_engine(self.where.state_url, synchronous="FULL")
@@ -455,7 +482,10 @@ class Monitor:
                 portal.client_id,
                 self.secrets,
                 portal.oauth_server or DEFAULT_OAUTH_SERVER,
+                token_store=self.tokens,
+                client_secret=portal.client_secret,
             )
+            log.info("OAuth app: %s", describe_store(self.tokens))
             return self.oauth
         return WebhookAuth("http://unconfigured.invalid/rest/0/none/")
 
@@ -465,6 +495,9 @@ class Monitor:
 
     def _start_listener(self) -> None:
         ls = self.settings.listener
+        if ls.public_url.startswith("http://"):  # allowed only to a private address
+            log.warning("events come over plain http:// to %s (portal.allow_private_http): "
+                        "anyone on that network can read the application token", ls.public_url)
         app = ListenerApp(ls.path, self._verification, self, ls.allow_networks)
         server = ListenerServer(app, ls.host, ls.port, trusted_proxy=ls.trusted_proxy)
         try:
@@ -487,9 +520,8 @@ class Monitor:
             self.scheduler.stop()
         if self.retention is not None:
             self.retention.stop()
-        if self.offline is not None:
-            self.offline.stop()
-            self.offline = None
+        self._stop_pull_sources()
+        self.cancel_sign_in()
         if self.installs is not None:
             self.installs.stop()
             self.installs = None
@@ -541,6 +573,9 @@ class Monitor:
             self._swap_target()
         if old.listener != settings.listener:
             self.restart_listener()
+        if (old.portal, old.sync) != (settings.portal, settings.sync) and self.worker is not None:
+            self._stop_pull_sources()  # the mode may have changed; the inbox stays as it is
+            self._start_pull_sources()
         self.publish_status(force=True)
         return old.storage == settings.storage
 
@@ -729,6 +764,11 @@ class Monitor:
             events_silent=silent,
             silence_hint=self.scheduler.silence_hint if self.scheduler else "",
             warnings=tuple(self.anomalies.warnings()),
+            connection_mode=self.connection_mode(),
+            token_storage=self.token_storage() if self.oauth is not None else "",
+            auth_reason=self.oauth.reason if self.oauth is not None else "",
+            last_poll_at=self.poller.last_poll_at if self.poller is not None else None,
+            offline_note=self.offline.note if self.offline is not None else "",
         )
 
     def status_auth_state(self) -> str:
@@ -952,16 +992,95 @@ class Monitor:
     # -- app mode -----------------------------------------------------------------------------------
     def authorize(self, code: str) -> None:
         """Finish the OAuth authorization-code step (code from the portal's redirect)."""
-        if self.oauth is None:
-            raise DealMonitorError("OAuth is not configured", "Set portal.client_id and portal_url.")
-        self.oauth.exchange_code(code)
+        self.oauth_auth().exchange_code(code)
+        self._signed_in()
+
+    def start_sign_in(self, on_done: Callable[[Any], None] | None = None) -> str:
+        """Start the browser sign-in (RFC 8252 loopback); returns the address to open.
+
+        A loopback server on 127.0.0.1 (``portal.signin_port``, 0 = any free port) takes the
+        portal's redirect, checks ``state``, exchanges the code and stores the tokens; then
+        ``on_done(SignInResult)`` is called from that server's thread, the worker resumes and a
+        reconciliation runs. A sign-in already in progress is cancelled first.
+        """
+        from .bitrix.signin import LoopbackSignIn
+
+        oauth = self.oauth_auth()
+        self.cancel_sign_in()
+
+        def finished(result) -> None:
+            if result.ok:
+                self._signed_in()
+            if on_done is not None:
+                on_done(result)
+
+        self._signin = LoopbackSignIn(oauth, self.settings.portal.signin_port, finished)
+        return self._signin.start()
+
+    def wait_sign_in(self, timeout: float | None = 600.0):
+        """Block until the sign-in started by start_sign_in() ends (the headless ``authorize``)."""
+        if self._signin is None:
+            raise DealMonitorError("no sign-in in progress")
+        return self._signin.wait(timeout)
+
+    def cancel_sign_in(self) -> None:
+        signin, self._signin = self._signin, None
+        if signin is not None and not signin.done:
+            signin.cancel()
+
+    def _signed_in(self) -> None:
         for name, error in self.board.failing():  # the refusals were about the old tokens
             if any(auth_code in error for auth_code in BitrixError.AUTH_CODES):
                 self.board.recovered(name)
+        if self.client is not None:
+            self.client.unblock()
+        if self.state is not None and self.worker is not None:
+            self.state.release_backoff()  # reads held back for want of a token go now
         if self.worker is not None:
             self.worker.resume()
-        self.reconcile_now()
+            self.reconcile_now()
         self.publish_status(force=True)
+
+    def oauth_auth(self) -> OAuthAuth:
+        """The OAuth app's auth (opening the client if the core is not started)."""
+        if self.client is None:
+            self.open_client()
+        if self.oauth is None:
+            raise DealMonitorError("OAuth is not configured", "Set portal.client_id and portal_url.")
+        return self.oauth
+
+    def connection_mode(self) -> str:
+        """pull | push | app | app_offline | none (see connection.py)."""
+        return connection.mode(self.settings, self.webhook_url, self.application_token)
+
+    def token_storage(self) -> str:
+        """Where the OAuth tokens are kept, in words ("tokens stored in <file>", ...)."""
+        return describe_store(self.tokens)
+
+    def last_poll(self) -> str:
+        """Pull mode: the portal time up to which the last change poll listed ("" = never)."""
+        if self.poller is not None and self.poller.last_poll_at is not None:
+            return self.poller.last_poll_at.isoformat(timespec="seconds")
+        state = self.state_store()
+        try:
+            return (state.get_value(POLL_WATERMARK) or "") if state is not None else ""
+        except Exception:  # the doctor's state check reports an unreadable state DB
+            return ""
+
+    def state_store(self) -> StateStore | None:
+        """The state DB: the running one, or opened for reading (the CLI's ``check``)."""
+        if self.state is None:
+            url = self.where.state_url
+            if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+                return None  # never started: do not create it just by looking
+            self.state = StateStore(make_engine(url, synchronous="FULL"))
+        return self.state
+
+    def diagnose(self, on_finding: Callable[[Any], None] | None = None) -> list:
+        """The connection doctor's findings (deal_monitor.doctor); blocking, off the GUI thread."""
+        from .doctor import diagnose
+
+        return diagnose(self, on_finding)
 
     def handlers(self) -> list[dict]:
         """``event.get``: the handlers bound for this app."""

@@ -169,7 +169,7 @@ class BitrixClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"DealMonitor/{__version__}"
         self.stats = ClientStats()
-        self.last_time: dict = {}
+        self._times = threading.local()
         self._lock = threading.Lock()
         self.overload_pause = 900.0
         self.auth_pause = 900.0
@@ -179,6 +179,16 @@ class BitrixClient:
     @property
     def auth(self) -> Auth:
         return self._auth
+
+    @property
+    def last_time(self) -> dict:
+        """The ``time`` block of this thread's last reply (per thread: a watermark taken from
+        the portal's clock must be the one of the caller's own listing, not another thread's)."""
+        return getattr(self._times, "block", {})
+
+    @last_time.setter
+    def last_time(self, block: dict) -> None:
+        self._times.block = block
 
     @auth.setter
     def auth(self, auth: Auth) -> None:

@@ -73,10 +73,15 @@ class OAuthAuth:
         oauth_server: str = DEFAULT_OAUTH_SERVER,
         session: requests.Session | None = None,
         timeout: float = 15.0,
+        token_store: SecretStore | None = None,
+        client_secret: str = "",
     ) -> None:
         self.portal_url = portal_url.rstrip("/")
         self.client_id = client_id
-        self.store = store
+        self.store = store  # the client secret (keyring) when not given here
+        self.token_store = token_store or store  # the tokens (keyring, or an owner-only file)
+        self._configured_secret = client_secret
+        secret_registry.add(client_secret)
         self.oauth_server = (oauth_server or DEFAULT_OAUTH_SERVER).rstrip("/")
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -115,7 +120,7 @@ class OAuthAuth:
     # -- token management --------------------------------------------------------------------
     def _load(self) -> Tokens | None:
         try:
-            raw = self.store.get(TOKENS_KEY)
+            raw = self.token_store.get(TOKENS_KEY)
         except SecretStoreUnavailable as exc:
             log.warning("cannot read OAuth tokens: %s", exc)
             return None
@@ -130,12 +135,14 @@ class OAuthAuth:
 
     def _save(self, tokens: Tokens) -> None:
         secret_registry.add(tokens.access_token, tokens.refresh_token)
-        self.store.set(TOKENS_KEY, json.dumps(asdict(tokens)))
+        self.token_store.set(TOKENS_KEY, json.dumps(asdict(tokens)))
         self._tokens = tokens
         self.needs_reauthorization = False
         self.reason = ""
 
     def _client_secret(self) -> str:
+        if self._configured_secret:
+            return self._configured_secret
         try:
             secret = self.store.get(CLIENT_SECRET_KEY) or ""
         except SecretStoreUnavailable:
@@ -187,16 +194,17 @@ class OAuthAuth:
         self.refreshes += 1
         log.info("access token refreshed")
 
-    def exchange_code(self, code: str) -> Tokens:
+    def exchange_code(self, code: str, redirect_uri: str = "") -> Tokens:
         """The authorization-code step after the user approved the app in the portal."""
-        data = self._token_request(
-            {
-                "grant_type": "authorization_code",
-                "client_id": self.client_id,
-                "client_secret": self._client_secret(),
-                "code": code,
-            }
-        )
+        params = {
+            "grant_type": "authorization_code",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret(),
+            "code": code,
+        }
+        if redirect_uri:
+            params["redirect_uri"] = redirect_uri  # RFC 6749 4.1.3: as in the authorize request
+        data = self._token_request(params)
         tokens = Tokens.from_reply(data)
         with self._lock:
             self._save(tokens)
@@ -212,9 +220,19 @@ class OAuthAuth:
         with self._lock:
             self._tokens = None
             with contextlib.suppress(SecretStoreUnavailable):
-                self.store.delete(TOKENS_KEY)
+                self.token_store.delete(TOKENS_KEY)
             self._need_reauthorization(reason)
 
-    def authorize_url(self) -> str:
+    def has_client_secret(self) -> bool:
+        return bool(self._client_secret())
+
+    def authorize_url(self, state: str = "", redirect_uri: str = "") -> str:
         """Where the user approves the app (the code comes back to the redirect URI)."""
-        return f"{self.portal_url}/oauth/authorize/?{urlencode({'client_id': self.client_id})}"
+        params = {"client_id": self.client_id}
+        if state or redirect_uri:
+            params["response_type"] = "code"
+        if state:
+            params["state"] = state
+        if redirect_uri:
+            params["redirect_uri"] = redirect_uri
+        return f"{self.portal_url}/oauth/authorize/?{urlencode(params)}"

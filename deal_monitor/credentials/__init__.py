@@ -1,5 +1,7 @@
-"""Where secrets live: the OS keyring in desktop mode, memory in tests and sessions."""
+"""Where secrets live: the OS keyring in desktop mode, an owner-only file for tokens where no
+keyring service exists, memory in tests and sessions."""
 
+from .filestore import FileStore, describe_store, open_token_store
 from .store import (
     KeyringStore,
     MemoryStore,
@@ -8,4 +10,5 @@ from .store import (
     keyring_status,
 )
 
-__all__ = ["KeyringStore", "MemoryStore", "SecretStore", "SecretStoreUnavailable", "keyring_status"]
+__all__ = ["FileStore", "KeyringStore", "MemoryStore", "SecretStore", "SecretStoreUnavailable",
+           "describe_store", "keyring_status", "open_token_store"]

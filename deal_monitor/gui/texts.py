@@ -521,6 +521,10 @@ def _config_problem_table() -> dict[str, str]:
             "Texts", "must not be negative (0 turns it off)"
         ),
         "must be at least 1": QCoreApplication.translate("Texts", "must be at least 1"),
+        "must be at least 1 (or 0: off)": QCoreApplication.translate(
+            "Texts", "must be at least 1 (or 0: off)"
+        ),
+        "must be above 0": QCoreApplication.translate("Texts", "must be above 0"),
         "must be a plain SQL identifier": QCoreApplication.translate(
             "Texts", "must be a plain SQL identifier"
         ),

@@ -109,6 +109,9 @@ def _message_ids(value: Any) -> list[str]:
 def offline_get(svc: Services, call: Call) -> dict[str, Any]:
     owner = _app_only(call)
     clear = flag(call.get("clear"), default=True)
+    if not clear and not svc.offline.extended:
+        raise RestError(403, "WRONG_LICENSE", "This feature is not enabled for the current "
+                        "license: extended offline events handling")
     limit = to_int(call.get("limit")) if call.get("limit") is not None else PAGE_SIZE
     if limit is None or limit <= 0:
         raise errors.argument("Value must be positive integer", "LIMIT")
@@ -174,7 +177,23 @@ def offline_list(svc: Services, call: Call) -> Listing:
     return Listing(page, len(rows), nxt)
 
 
+def event_test(svc: Services, call: Call) -> int:
+    """``event.test``: app auth only; answers 1 (the portal would also fire ONAPPTEST to the
+    app's handlers; nothing here binds that event)."""
+    _app_only(call)
+    return 1
+
+
+def scope(svc: Services, call: Call) -> list[str]:
+    """``scope``: the scopes of the calling webhook or app (global methods live here too)."""
+    if call.auth_type == "webhook":
+        return ["crm", "user_brief"]
+    return [s for s in svc.oauth.app(call.actor.client_id).scope.split(",") if s]
+
+
 METHODS: dict[str, Method] = {
+    "event.test": event_test,
+    "scope": scope,
     "event.bind": event_bind,
     "event.unbind": event_unbind,
     "event.get": event_get,

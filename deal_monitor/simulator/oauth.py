@@ -1,7 +1,10 @@
 """The OAuth side of the portal: registered apps, authorization codes, token pairs.
 
 Mirrors ``oauth.bitrix.info``: ``/oauth/token/`` exchanges a 30-second code or a refresh
-token for a new pair (``expires_in`` 3600). Refresh tokens rotate: each one works once.
+token for a new pair (``expires_in`` 3600). ``/oauth/authorize/`` plays the portal's consent
+page for a signed-in user (user 1) who approves at once: it redirects the browser to
+``redirect_uri`` with ``code``, ``state`` (echoed), ``domain``, ``member_id``, ``scope`` and
+``server_domain``, as the desktop sign-in of a local application expects. Refresh tokens rotate: each one works once.
 Expired access tokens answer ``expired_token``; a revoked or uninstalled app answers
 ``invalid_token`` on REST and ``invalid_grant`` on refresh.
 """
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from . import errors
 
@@ -172,6 +176,33 @@ class OAuthServer:
                 token = self._issue(app, old.user_id)
                 self.refreshes += 1
         return 200, self.token_response(token)
+
+    def authorize(self, params: Mapping[str, Any], user_id: int = 1) -> tuple[int, str]:
+        """Serve ``/oauth/authorize/``: (302, Location) on approval, else (400, reason).
+
+        Without ``redirect_uri`` the app's registered handler would be used; the simulator
+        knows none, so one is required. Denied apps (revoked) get ``error=access_denied``.
+        """
+        client_id = str(params.get("client_id", ""))
+        redirect = str(params.get("redirect_uri", ""))
+        with self._lock:
+            app = self.apps.get(client_id)
+        if app is None:
+            return 400, "unknown client_id"
+        if urlsplit(redirect).scheme not in ("http", "https") or not urlsplit(redirect).netloc:
+            return 400, "redirect_uri missing or not an http(s) URL"
+        ident = self._identity()
+        reply: dict[str, Any] = {}
+        if app.revoked:
+            reply["error"] = "access_denied"
+        else:
+            code = self.issue_code(client_id, user_id)
+            reply.update(code=code, domain=ident["domain"], member_id=ident["member_id"],
+                         scope=app.scope, server_domain=ident["oauth_domain"])
+        if params.get("state") is not None:
+            reply["state"] = str(params["state"])
+        joiner = "&" if urlsplit(redirect).query else "?"
+        return 302, f"{redirect}{joiner}{urlencode(reply)}"
 
     def event_token(self, client_id: str, user_id: int) -> Token:
         """A valid access token for event envelopes (reused until it expires)."""

@@ -75,6 +75,8 @@ class OfflineQueue:
 
     def __init__(self, tz: timezone) -> None:
         self._tz = tz
+        # the plan's rest_offline_extended feature: without it clear=0 is a LicenseException
+        self.extended = True
         self._rows: list[OfflineRow] = []
         self._next_id = 1
         self._lock = threading.Lock()

@@ -1,7 +1,8 @@
 """The HTTP face of the portal (WSGI): REST endpoints, the OAuth token endpoint, faults.
 
 Routes: ``/rest/<user>/<secret>/<method>[.json]`` (inbound webhook),
-``/rest/<method>[.json]`` with ``auth=<access_token>`` (OAuth), ``/oauth/token/``.
+``/rest/<method>[.json]`` with ``auth=<access_token>`` (OAuth), ``/oauth/token/``,
+``/oauth/authorize/`` (the consent page: redirects with a code).
 Parameters are merged from the query string and a form (PHP brackets) or JSON body.
 Order of checks per REST request: injected fault -> latency -> leaky bucket (503) ->
 authorization (401) -> method (404) -> operating limit (429) -> the method itself.
@@ -82,6 +83,8 @@ class PortalApp:
             return self._rest(environ, start_response, path[len("/rest/"):])
         if path.rstrip("/") == "/oauth/token":
             return self._token(environ, start_response)
+        if path.rstrip("/") == "/oauth/authorize":
+            return self._authorize_page(environ, start_response)
         if path == "/":
             return _send(start_response, 200, b"Bitrix24 portal simulator\n",
                          "text/plain; charset=utf-8")
@@ -103,6 +106,18 @@ class PortalApp:
         if status == 200 and params.get("grant_type") == "refresh_token":
             self.stats.bump("token_refreshes")
         return _json(start_response, status, body)
+
+    def _authorize_page(self, environ: dict[str, Any],
+                        start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            params = read_params(environ)
+        except BadRequest:
+            return _send(start_response, 400, b"bad request", "text/plain")
+        status, where = self.oauth.authorize(params)
+        if status != 302:
+            return _send(start_response, status, where.encode("utf-8"), "text/plain; charset=utf-8")
+        start_response("302 Found", [("Location", where), ("Content-Length", "0")])
+        return [b""]
 
     # -- REST -----------------------------------------------------------------------------
     def _rest(self, environ: dict[str, Any], start_response: StartResponse,

@@ -6,30 +6,42 @@ reserves a batch (``event.offline.get clear=0``, which returns a ``process_id``)
 when the worker has committed them to the target clears them (``event.offline.clear``) —
 rows that failed for good are marked with ``event.offline.error`` instead. A batch reserved
 before a crash is read again by its ``process_id`` at the next start.
+
+Keeping rows until they are written (``clear=0``) needs the plan's ``rest_offline_extended``
+feature; without it the portal answers ``WRONG_LICENSE``. The puller then says so once (log and
+status note) and takes rows with ``clear=1``: the portal deletes them as it returns them, so
+they are committed to the inbox before anything else is done with them (the inbox keeps them
+across a crash from then on); only a crash between the portal's reply and that commit can
+lose a batch, and the periodic reconciliation brings such changes in.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from .. import faultpoints, metrics
 from ..bitrix.client import BitrixClient
 from ..bitrix.events import DEAL_EVENTS, parse_id
-from ..bitrix.throttle import Cancelled
 from ..errors import BitrixError
 from ..model import EventSink, EventStatus, Source
 from ..store.state import NewEvent, StateStore
+from .pullloop import PullLoop
 
 log = logging.getLogger(__name__)
 
 PROCESS_KEY = "offline.process_id"
+LICENSE_ERRORS = {"WRONG_LICENSE"}
+CLEAR1_NOTE = ("the portal's plan does not keep offline events until they are written "
+               "(clear=0 refused); they are taken with clear=1 and stored locally first")
 DONE = {EventStatus.SYNCED.value, EventStatus.SKIPPED.value, EventStatus.DELETED.value,
         EventStatus.IGNORED.value}
 
 
-class OfflinePuller:
+class OfflinePuller(PullLoop):
+    thread_name = "offline-puller"
+    metrics_kind = "offline"
+    log = log
     def __init__(
         self,
         client: BitrixClient,
@@ -44,40 +56,12 @@ class OfflinePuller:
         self.state = state
         self.sink = sink
         self.connector = connector
-        self.interval = interval
+        super().__init__(interval)
         self.on_queued = on_queued or (lambda: None)
         self.limit = limit
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error = ""
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="offline-puller", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.step()
-                metrics.poll_run("offline")
-                self.last_error = ""
-            except Cancelled:
-                return
-            except BitrixError as exc:
-                self.last_error = str(exc)
-                log.warning("offline events: %s", exc)
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
-            else:
-                self._stop.wait(0.2)
+        self.clear_on_read = False  # the plan refused clear=0: take rows with clear=1
+        self.note = ""
+        self.pulls = 0
 
     def _params(self, **extra) -> dict:
         params = dict(extra)
@@ -93,9 +77,20 @@ class OfflinePuller:
         process_id = self.state.get_value(PROCESS_KEY)
         if process_id:
             return self._settle(process_id)
-        reply = self.client.call(
-            "event.offline.get", self._params(clear=0, limit=self.limit)
-        )
+        if self.clear_on_read:
+            return self._take_cleared()
+        try:
+            reply = self.client.call(
+                "event.offline.get", self._params(clear=0, limit=self.limit)
+            )
+        except BitrixError as exc:
+            if exc.code not in LICENSE_ERRORS:
+                raise
+            self.clear_on_read = True
+            self.note = CLEAR1_NOTE
+            log.warning("offline events: %s", CLEAR1_NOTE)
+            return self._take_cleared()
+        self.pulls += 1
         result = reply.result if isinstance(reply.result, dict) else {}
         events = result.get("events") or []
         process_id = result.get("process_id")
@@ -105,6 +100,17 @@ class OfflinePuller:
         faultpoints.reach("after_offline_reserve")
         self._enqueue(str(process_id), events)
         return True
+
+    def _take_cleared(self) -> bool:
+        """clear=1: the portal forgets the rows as it returns them; commit them at once."""
+        reply = self.client.call("event.offline.get", self._params(clear=1, limit=self.limit))
+        self.pulls += 1
+        result = reply.result if isinstance(reply.result, dict) else {}
+        events = result.get("events") or []
+        if not events:
+            return False
+        self._enqueue("", events)
+        return len(events) >= self.limit
 
     def _enqueue(self, process_id: str, rows: list) -> None:
         events = []
@@ -117,15 +123,19 @@ class OfflinePuller:
             deal_id = parse_id(str(fields.get("ID") or ""))
             message_id = str(row.get("MESSAGE_ID") or "")
             deal_event = name in DEAL_EVENTS and deal_id is not None
+            # a MESSAGE_ID repeats for every change of a deal: the key needs the batch (clear=0)
+            # or the portal's row ID (clear=1: no batch, each row is returned once)
+            key = (f"offline|{process_id}|{message_id}" if process_id
+                   else f"offline|row|{row.get('ID')}|{message_id}")
             events.append(
                 NewEvent(
                     event=name or "UNKNOWN",
                     deal_id=deal_id if deal_event else None,
                     source=Source.OFFLINE,
-                    dedup_key=f"offline|{process_id}|{message_id}",
+                    dedup_key=key,
                     status=EventStatus.QUEUED if deal_event else EventStatus.IGNORED,
-                    offline_process_id=process_id,
-                    offline_message_id=message_id,
+                    offline_process_id=process_id or None,
+                    offline_message_id=message_id or None,
                 )
             )
         stored = self.state.add_events(events)

@@ -25,6 +25,8 @@ from ..store.state import NewEvent, StateStore, fields_hash
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "reconcile.watermark"
+# job -> (inbox event name, source); anything else is a manual resync
+JOBS = {"reconcile": ("RECONCILE", Source.RECONCILE), "poll": ("POLL", Source.RECONCILE)}
 
 
 @dataclass(frozen=True)
@@ -68,21 +70,37 @@ class Reconciler:
         with self._lock:
             return self._run(full, cancel, job, after_id, cursor_key, expected)
 
+    def run_since(self, since: datetime, job: str = "poll") -> ReconcileResult:
+        """List the deals changed after ``since`` (portal time) and queue the ones not yet
+        synced at that version; the reconciliation's own watermark is left alone."""
+        with self._lock:
+            return self._list(since, False, None, job, 0, None, None)
+
     def _run(self, full, cancel, job, after_id, cursor_key, expected) -> ReconcileResult:
         watermark = None if full else self.state.get_value(WATERMARK_KEY)
-        deal_filter = {}
-        if watermark:
-            since = parse_datetime(watermark)
-            if since is not None:
-                deal_filter[">DATE_MODIFY"] = (since - self.overlap).isoformat()
+        since = parse_datetime(watermark) if watermark else None
+        if since is not None:
+            since -= self.overlap
+        result = self._list(since, full, cancel, job, after_id, cursor_key, expected)
+        if result.watermark:  # a full listing covers everything up to its start as well
+            self.state.set_value(WATERMARK_KEY, result.watermark)
+        return result
+
+    def _list(self, since, full, cancel, job, after_id, cursor_key, expected) -> ReconcileResult:
+        deal_filter = {">DATE_MODIFY": since.isoformat()} if since is not None else {}
         if cursor_key:
             after_id = max(after_id, int(self.state.get_value(cursor_key) or 0))
+        event, source = JOBS.get(job, ("RESYNC", Source.MANUAL))
+        # a poll and a reconciliation listing the same version queue it once
+        key = "reconcile" if job == "poll" else job
         listed = queued = unannounced = 0
         portal_start: str | None = None
-        known = self._known_versions()
+        known: dict | None = None  # read on the first row only: an idle poll lists none
         for page in self.client.iter_deal_pages(deal_filter, after_id=after_id, expected=expected):
             if portal_start is None:
                 portal_start = self.client.last_time.get("date_start")
+            if known is None and not full:
+                known = self._known_versions()
             listed += len(page)
             events = []
             for raw in page:
@@ -90,16 +108,16 @@ class Reconciler:
                     deal_id = int(raw["ID"])
                 except (KeyError, TypeError, ValueError):
                     continue
-                if not full and self._already_seen(known.get(deal_id), raw):
+                if known is not None and self._already_seen(known.get(deal_id), raw):
                     continue
                 events.append(
                     NewEvent(
-                        event="RECONCILE" if job == "reconcile" else "RESYNC",
+                        event=event,
                         deal_id=deal_id,
-                        source=Source.RECONCILE if job == "reconcile" else Source.MANUAL,
+                        source=source,
                         # DATE_MODIFY has one-second resolution: two versions of one second
                         # differ only in their fields, so the key carries their hash
-                        dedup_key=f"{job}|{deal_id}|{fields_hash(raw)}",
+                        dedup_key=f"{key}|{deal_id}|{fields_hash(raw)}",
                         payload=raw,
                     )
                 )
@@ -112,14 +130,18 @@ class Reconciler:
                 self.sink.event_received(record)
             if stored:
                 self.on_queued()
-            self.sink.progress_changed(Progress(job=job, done=listed, total=None))
+            if job != "poll":
+                self.sink.progress_changed(Progress(job=job, done=listed, total=None))
             if cancel is not None and cancel.is_set():
                 return ReconcileResult(listed, queued, unannounced, None)
         if cursor_key:
             self.state.set_value(cursor_key, None)
-        if portal_start:  # a full listing covers everything up to its start as well
-            self.state.set_value(WATERMARK_KEY, portal_start)
-        log.info("%s: %d listed, %d queued, %d not announced", job, listed, queued, unannounced)
+        if portal_start is None and not listed:
+            # nothing changed: the (single, empty) reply still carries the portal's clock
+            portal_start = self.client.last_time.get("date_start")
+        log_at = logging.DEBUG if job == "poll" and not queued else logging.INFO
+        log.log(log_at, "%s: %d listed, %d queued, %d not announced", job, listed, queued,
+                unannounced)
         return ReconcileResult(listed, queued, unannounced, portal_start)
 
     def find_deleted(self, cancel: threading.Event | None = None) -> int:

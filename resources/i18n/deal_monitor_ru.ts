@@ -2076,6 +2076,14 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>нужно не меньше 1</translation>
         </message>
         <message>
+            <source>must be at least 1 (or 0: off)</source>
+            <translation>нужно не меньше 1 (или 0 — выключено)</translation>
+        </message>
+        <message>
+            <source>must be above 0</source>
+            <translation>нужно больше 0</translation>
+        </message>
+        <message>
             <source>must be a plain SQL identifier</source>
             <translation>нужно простое имя SQL: латинские буквы, цифры и «_», не с цифры, до 63 символов</translation>
         </message>
