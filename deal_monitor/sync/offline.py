@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .. import faultpoints, metrics
+from .. import faultpoints
 from ..bitrix.client import BitrixClient
 from ..bitrix.events import DEAL_EVENTS, parse_id
 from ..errors import BitrixError
