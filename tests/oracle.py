@@ -6,9 +6,9 @@ through a fresh SQLAlchemy engine, never through the app's writer or its column 
 the conventions are shared with the app, and they are written down here on purpose:
 
 - money (``OPPORTUNITY``) is a string decimal and must arrive exactly, every digit;
-- a date field (``CLOSEDATE``) is the calendar day the portal shows: the date as written in
-  the portal's own offset (``2024-09-09T00:00:00+03:00`` is 9 September even though it is
-  the 8th in UTC);
+- a date field (``CLOSEDATE``) is the calendar day the portal shows, never the UTC date of the
+  written instant (``2024-09-09T00:00:00+03:00`` is 9 September even though it is the 8th in
+  UTC; ``2027-01-14T19:00:00-05:00`` is 15 January: see ``portal_day``);
 - a datetime (``DATE_MODIFY``) is stored as naive UTC;
 - a deleted deal keeps its row with ``deleted`` true (or has no row).
 """
@@ -28,6 +28,7 @@ _STAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:(Z)|([+-])(\d{2}):?(\d{2}))$"
 )
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:$|[T ])")
+_CLOCK = re.compile(r"T(\d{2}):(\d{2}):\d{2}([+-])(\d{2}):(\d{2})$")
 _MONEY = re.compile(r"^-?\d+(?:\.\d+)?$")
 
 DEAL_COLUMNS = ("title", "stage_id", "category_id", "amount", "currency_id", "close_date",
@@ -36,14 +37,27 @@ DEAL_COLUMNS = ("title", "stage_id", "category_id", "amount", "currency_id", "cl
 
 # -- the portal's raw values -> what the target must hold ------------------------------------------
 def portal_day(value: Any) -> date | None:
-    """The calendar day a portal date field names (the date part as written, no UTC step)."""
+    """The calendar day a portal date field names.
+
+    The portal renders a day as a datetime within half a day of that day's UTC midnight: local
+    midnight in its offset (``2024-09-09T00:00:00+03:00``) or UTC midnight shown in the current
+    offset (``2024-09-09T02:00:00+02:00``; ``2027-01-14T19:00:00-05:00`` is 15 January). Worked
+    out here by hand: minutes from the written midnight, minus the offset, rounded to days.
+    """
     if not value:
         return None
     match = _DAY.match(str(value))
     if not match:
         raise AssertionError(f"the portal sent a date the oracle cannot read: {value!r}")
     year, month, day = (int(part) for part in match.groups())
-    return date(year, month, day)
+    written = date(year, month, day)
+    clock = _CLOCK.search(str(value))
+    if clock is None:
+        return written
+    hours, minutes, sign, off_h, off_m = clock.groups()
+    offset = (1 if sign == "+" else -1) * (int(off_h) * 60 + int(off_m))
+    utc_minutes = int(hours) * 60 + int(minutes) - offset  # from the written midnight, in UTC
+    return date.fromordinal(written.toordinal() + round(utc_minutes / 1440))
 
 
 def portal_money(value: Any) -> Decimal:

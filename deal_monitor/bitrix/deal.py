@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
@@ -29,16 +29,27 @@ def parse_datetime(value: Any) -> datetime | None:
 def portal_date(value: Any) -> date | None:
     """The calendar day the portal shows for a date field.
 
-    ``CLOSEDATE`` arrives as a midnight datetime in the portal's offset
-    (``2024-09-09T00:00:00+03:00``); converting to UTC first would give the 8th. The day is the
-    date part as written.
+    Bitrix24 keeps a date field as a day and renders it as a datetime at a midnight: local
+    midnight in the portal's offset (``2024-09-09T00:00:00+03:00``, the 8th in UTC), or UTC
+    midnight shown in the current offset (the docs' ``2024-09-09T02:00:00+02:00``; a New York
+    portal sends 15 January as ``2027-01-14T19:00:00-05:00``). An exact UTC midnight is that
+    UTC day; anything else (local midnight, or a real datetime mapped to a date column) is the
+    date as written — converting to UTC would move it to another day.
     """
     if not value or not isinstance(value, str):
         return None
+    text = value.strip()
     try:
-        return date.fromisoformat(value[:10])
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if moment.tzinfo is not None and moment.utcoffset():
+        utc = moment.astimezone(UTC)
+        if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
+            return utc.date()
+    return moment.date()
 
 
 def money(value: Any) -> Decimal:

@@ -270,6 +270,15 @@ def _record(row: Any) -> EventRecord:
     )
 
 
+def _refusal_record(row_id: int, at: datetime, http_status: int, reason: str,
+                    remote_addr: str) -> EventRecord:
+    """A refused request as the events table shows it (negative IDs: not inbox rows)."""
+    return EventRecord(
+        id=-row_id, received_at=from_db_time(at), event=f"HTTP {http_status}", deal_id=None,
+        source=Source.PUSH, status=EventStatus.REJECTED, error=reason, remote_addr=remote_addr,
+    )
+
+
 def _view(row: Any) -> DealView:
     return DealView(
         id=row.deal_id,
@@ -508,16 +517,7 @@ class StateStore:
             if newest // 100 != (newest - len(ids)) // 100:  # crossed a hundred: trim now
                 conn.execute(delete(rejection).where(rejection.c.id <= newest - REJECTIONS_KEPT))
         return [
-            EventRecord(
-                id=-row_id,
-                received_at=from_db_time(values["at"]),
-                event=f"HTTP {r.http_status}",
-                deal_id=None,
-                source=Source.PUSH,
-                status=EventStatus.REJECTED,
-                error=r.reason,
-                remote_addr=r.remote_addr,
-            )
+            _refusal_record(row_id, values["at"], r.http_status, r.reason, r.remote_addr)
             for row_id, values, r in zip(ids, rows, refusals, strict=True)
         ]
 
@@ -898,18 +898,7 @@ class StateStore:
         with self.engine.connect() as conn:
             rows = [_record(r) for r in conn.execute(select(inbox).order_by(inbox.c.id.desc()).limit(limit))]
             for r in conn.execute(select(rejection).order_by(rejection.c.id.desc()).limit(limit)):
-                rows.append(
-                    EventRecord(
-                        id=-r.id,
-                        received_at=from_db_time(r.at),
-                        event=f"HTTP {r.http_status}",
-                        deal_id=None,
-                        source=Source.PUSH,
-                        status=EventStatus.REJECTED,
-                        error=r.reason,
-                        remote_addr=r.remote_addr,
-                    )
-                )
+                rows.append(_refusal_record(r.id, r.at, r.http_status, r.reason, r.remote_addr))
         rows.sort(key=lambda r: r.received_at, reverse=True)
         return rows[:limit]
 

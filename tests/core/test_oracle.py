@@ -33,7 +33,12 @@ def test_documented_deal():
 @pytest.mark.parametrize(("text", "day"), [
     ("2024-09-09T00:00:00+03:00", date(2024, 9, 9)),  # the 8th in UTC
     ("2024-09-09T00:00:00-05:00", date(2024, 9, 9)),
-    ("2024-12-31T23:00:00-10:00", date(2024, 12, 31)),  # the next year in UTC
+    ("2024-12-31T00:00:00-10:00", date(2024, 12, 31)),  # local midnight, 10:00 UTC
+    # UTC midnight shown in the portal's offset (Bitrix24's ConvertDate): the written date is
+    # the evening before on a portal west of UTC
+    ("2024-12-31T14:00:00-10:00", date(2025, 1, 1)),
+    ("2027-01-14T19:00:00-05:00", date(2027, 1, 15)),
+    ("2024-09-09T02:00:00+02:00", date(2024, 9, 9)),
     ("", None),
     (None, None),
 ])

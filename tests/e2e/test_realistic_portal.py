@@ -16,8 +16,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from deal_monitor.simulator import PortalSimulator
 from tests.e2e.harness import wait_for
 from tests.e2e.test_never_miss import settings_for
@@ -99,10 +97,6 @@ def test_titles_and_amounts_end_final_on_a_portal_west_of_utc_across_dst(tmp_pat
     assert {i: (t, a) for i, (t, a, _) in rows.items()} == {i: (t, a) for i, (t, a, _) in final.items()}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "deal_monitor/bitrix/deal.py portal_date reads the date part as written; a portal west of "
-    "UTC renders a date field as the previous evening (PHP ConvertDate: local midnight + the "
-    "current offset), so the table gets the day before. Reported to the lead (issue 13)."))
 def test_close_dates_are_the_portal_day_on_a_portal_west_of_utc(tmp_path, running):
     days = [date(2027, 1, 15), date(2027, 3, 14), date(2027, 3, 15), date(2027, 7, 15)]
     with PortalSimulator(profile="realistic", seed=4, time_zone="America/New_York") as sim:
