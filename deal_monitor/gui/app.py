@@ -19,6 +19,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from .. import config, logs, paths
+from ..bitrix.oauth import CLIENT_SECRET_KEY
 from ..config import ConfigError, Settings
 from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
 from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK
@@ -165,21 +166,30 @@ class DesktopApp(QObject):
     def run_wizard(self, settings: Settings, store):
         from .wizard import FirstRunDialog
 
-        dialog = FirstRunDialog(default_port=settings.listener.port)
+        dialog = FirstRunDialog(default_port=settings.listener.port, settings=settings,
+                                tokens=store)
         if dialog.exec() != FirstRunDialog.DialogCode.Accepted:
             return None
         if dialog.choice == "demo":
             return "demo"
+        return self.wizard_result(dialog, settings, store)
+
+    def wizard_result(self, dialog, settings: Settings, store):
+        """Store what the wizard collected: secrets in the store, the rest in the settings file."""
+        secrets = {SECRET_WEBHOOK: dialog.webhook_url, SECRET_APP_TOKEN: dialog.application_token}
+        if dialog.choice == "app":
+            secrets = {CLIENT_SECRET_KEY: dialog.client_secret.text()}
+            settings = dialog.app_settings() or settings
+        elif dialog.choice == "push":
+            settings = settings.replace("listener", port=dialog.listen_port)
         persistent, problem = isinstance(store, KeyringStore), ""
         try:
-            store.set(SECRET_WEBHOOK, dialog.webhook_url)
-            store.set(SECRET_APP_TOKEN, dialog.application_token)
+            for name, value in secrets.items():
+                store.set(name, value)
         except SecretStoreUnavailable as exc:
             problem = str(exc)
             persistent = False
-            store = MemoryStore({SECRET_WEBHOOK: dialog.webhook_url,
-                                 SECRET_APP_TOKEN: dialog.application_token})
-        settings = settings.replace("listener", port=dialog.listen_port)
+            store = MemoryStore(secrets)
         try:
             write_settings_file(self.config_path, settings)
         except OSError as exc:

@@ -60,7 +60,7 @@ def ui_settings() -> QSettings:
 def strip_secrets(settings: Settings) -> Settings:
     """The settings as written to the TOML file in desktop mode: no secrets."""
     portal = dataclasses.replace(settings.portal, webhook_url="", application_token="",
-                                 previous_application_token="")
+                                 previous_application_token="", client_secret="")
     return dataclasses.replace(settings, portal=portal)
 
 
@@ -172,7 +172,7 @@ class AppController(QObject):
 
     @property
     def configured(self) -> bool:
-        return bool(self.monitor.webhook_url)
+        return self.monitor.connection_mode() != "none"
 
     @property
     def notify_failures(self) -> bool:

@@ -596,6 +596,23 @@ def config_problem_text(key: str, problem: str) -> str:
     return problem if translated is None else translated
 
 
+def sign_in_error(code: str) -> str:
+    """How a browser sign-in failed (``SignInResult.error``), in words, with what to do."""
+    texts = {
+        "denied": QCoreApplication.translate(
+            "Texts", "The portal did not allow the application: approve it on the portal's page, "
+            "or ask a portal administrator."),
+        "exchange_failed": QCoreApplication.translate(
+            "Texts", "The portal did not accept the application's code: check the client ID and "
+            "the client secret, then sign in again."),
+        "timeout": QCoreApplication.translate(
+            "Texts", "The browser did not come back in time: press the button and approve the "
+            "application again."),
+        "cancelled": QCoreApplication.translate("Texts", "The sign-in was cancelled."),
+    }
+    return texts.get(code, code)
+
+
 def field_label(code: str) -> str:
     """A deal field's name for the field-change list (the raw code for custom fields)."""
     return _cached("field", code, _field_label)
@@ -640,6 +657,7 @@ __all__ = [
     "history_text",
     "hint_text",
     "retry_label",
+    "sign_in_error",
     "source_label",
     "state_label",
     "status_label",
