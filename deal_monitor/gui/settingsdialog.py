@@ -400,10 +400,46 @@ class SettingsDialog(QDialog):
                         self.tr("The public URL reaches this app."))
 
     def test_target(self) -> None:
-        url = self.target_url.text().strip() or self.target_url.placeholderText()
-        table = self.target_table.text().strip() or "deal"
-        self._run_check(lambda: service.check_target_url(url, table), self.target_msg,
-                        self.target_test, self.tr("The database accepts writes to the table."))
+        """Reachable, the table there and fitting the mapping, writable — and nothing written
+        (the doctor's reflection and privilege queries)."""
+        from ..doctor import PROBLEM, Finding, inspect_target
+        from .doctordialog import finding_text
+
+        try:
+            settings = self._edited_settings()
+        except ConfigError as exc:
+            self._show_config_error(exc)
+            return
+        secrets = self.controller.secrets
+        message, button = self.target_msg, self.target_test
+        message.show_busy(self.tr("Checking…"))
+        button.setEnabled(False)
+
+        def inspect():
+            probe = None
+            try:
+                probe = service.Monitor(settings, secrets=secrets, listen=False)
+                return inspect_target(probe)
+            except Exception as exc:  # e.g. a URL SQLAlchemy cannot parse
+                return Finding("target.unreachable", PROBLEM, {
+                    "table": settings.target.table, "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                if probe is not None:
+                    probe.stop()
+
+        def done(finding) -> None:
+            button.setEnabled(True)
+            text, action = finding_text(finding)
+            if finding.level in ("ok", "info"):
+                message.show_ok(text)
+            else:
+                message.show_error(f"{text} {action}".strip())
+
+        def failed(exc: Exception) -> None:
+            button.setEnabled(True)
+            message.show_error(texts.error_text(f"{type(exc).__name__}: {exc}"))
+
+        self._tasks.append(run_in_background(inspect, done, failed, name="check", owner=self))
 
     def test_notification(self) -> None:
         from .controller import Notice

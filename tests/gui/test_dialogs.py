@@ -74,7 +74,7 @@ def test_target_test_and_token_test(qtbot, dialog, tmp_path):
     dlg.target_test.click()
     qtbot.waitUntil(lambda: dlg.target_test.isEnabled()
                     and "Checking" not in dlg.target_msg.text(), timeout=WAIT_MS)
-    assert "cannot use this URL" in dlg.target_msg.text()
+    assert "does not answer" in dlg.target_msg.text() and not dlg.target_msg.ok
     dlg.target_url.setText(f"sqlite:///{tmp_path / 'prod.db'}")
     dlg.target_test.click()
     qtbot.waitUntil(lambda: dlg.target_msg.ok, timeout=WAIT_MS)
