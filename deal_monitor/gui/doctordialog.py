@@ -37,91 +37,91 @@ def _tr(text: str) -> str:
 def _table() -> dict[str, tuple[str, str]]:
     """code -> (text, action) in the UI language; {placeholders} as in deal_monitor.doctor."""
     return {
-        "config.ok": (_tr("Settings are valid ({mode_text})."), ""),
-        "config.none": (_tr("No portal is configured."), _tr(
+        "config.ok": (QCoreApplication.translate("DoctorDialog", "Settings are valid ({mode_text})."), ""),
+        "config.none": (QCoreApplication.translate("DoctorDialog", "No portal is configured."), QCoreApplication.translate("DoctorDialog",
             "Enter an inbound webhook URL, or the address, client ID and secret of a local "
             "application.")),
-        "config.private_http": (_tr(
+        "config.private_http": (QCoreApplication.translate("DoctorDialog",
             "Events reach this computer over plain http:// at {url} (a private address; allowed "
-            "by portal.allow_private_http)."), _tr(
+            "by portal.allow_private_http)."), QCoreApplication.translate("DoctorDialog",
             "Use it only inside a trusted network; anyone on it can read the application token.")),
-        "secret.webhook_ok": (_tr("The inbound webhook address is set."), ""),
-        "secret.client_secret_missing": (_tr("The application's client secret is missing."), _tr(
+        "secret.webhook_ok": (QCoreApplication.translate("DoctorDialog", "The inbound webhook address is set."), ""),
+        "secret.client_secret_missing": (QCoreApplication.translate("DoctorDialog", "The application's client secret is missing."), QCoreApplication.translate("DoctorDialog",
             "Enter it in the settings.")),
-        "secret.client_secret_ok": (_tr("The application's client secret is set."), ""),
-        "secret.token_missing": (_tr(
-            "Push mode needs the outgoing webhook's application token."), _tr(
+        "secret.client_secret_ok": (QCoreApplication.translate("DoctorDialog", "The application's client secret is set."), ""),
+        "secret.token_missing": (QCoreApplication.translate("DoctorDialog",
+            "Push mode needs the outgoing webhook's application token."), QCoreApplication.translate("DoctorDialog",
             "Copy the token the portal shows for the outgoing webhook into the settings.")),
-        "auth.signed_in": (_tr("Signed in to the portal; {storage}."), ""),
-        "auth.sign_in_needed": (_tr("Not signed in to the portal ({reason})."), _tr(
+        "auth.signed_in": (QCoreApplication.translate("DoctorDialog", "Signed in to the portal; {storage}."), ""),
+        "auth.sign_in_needed": (QCoreApplication.translate("DoctorDialog", "Not signed in to the portal ({reason})."), QCoreApplication.translate("DoctorDialog",
             "Press “Sign in with Bitrix24” and approve the application.")),
-        "portal.ok": (_tr("The portal answers at {domain} ({seconds} s)."), ""),
-        "portal.unreachable": (_tr("The portal does not answer: {error}."), _tr(
+        "portal.ok": (QCoreApplication.translate("DoctorDialog", "The portal answers at {domain} ({seconds} s)."), ""),
+        "portal.unreachable": (QCoreApplication.translate("DoctorDialog", "The portal does not answer: {error}."), QCoreApplication.translate("DoctorDialog",
             "Check the address and this computer's internet connection.")),
-        "portal.refused": (_tr("The portal refused the credentials: {error}."), _tr(
+        "portal.refused": (QCoreApplication.translate("DoctorDialog", "The portal refused the credentials: {error}."), QCoreApplication.translate("DoctorDialog",
             "Check the webhook address (it changes when the webhook is edited) or sign in "
             "again.")),
-        "portal.no_crm": (_tr("The {who} has no access to CRM (scopes: {scopes})."), _tr(
+        "portal.no_crm": (QCoreApplication.translate("DoctorDialog", "The {who} has no access to CRM (scopes: {scopes})."), QCoreApplication.translate("DoctorDialog",
             "Edit the webhook or application in the portal and tick the CRM scope.")),
-        "portal.crm_ok": (_tr("CRM access is granted (scopes: {scopes})."), ""),
-        "handlers.offline_ok": (_tr("Offline events are bound for {events}."), ""),
-        "handlers.offline_missing": (_tr("Offline events are not bound for {events}."), _tr(
+        "portal.crm_ok": (QCoreApplication.translate("DoctorDialog", "CRM access is granted (scopes: {scopes})."), ""),
+        "handlers.offline_ok": (QCoreApplication.translate("DoctorDialog", "Offline events are bound for {events}."), ""),
+        "handlers.offline_missing": (QCoreApplication.translate("DoctorDialog", "Offline events are not bound for {events}."), QCoreApplication.translate("DoctorDialog",
             "Sign in again as a portal administrator (or run: main.py --config FILE bind "
             "--offline).")),
-        "handlers.online_ok": (_tr("Events are bound to {url}."), ""),
-        "handlers.online_missing": (_tr("Events are not bound to {url} for {events}."), _tr(
+        "handlers.online_ok": (QCoreApplication.translate("DoctorDialog", "Events are bound to {url}."), ""),
+        "handlers.online_missing": (QCoreApplication.translate("DoctorDialog", "Events are not bound to {url} for {events}."), QCoreApplication.translate("DoctorDialog",
             "Run: main.py --config FILE bind (the portal must reach that address).")),
-        "handlers.unknown": (_tr("The bound handlers could not be read: {error}."), ""),
-        "offline.queue": (_tr("Changes waiting in the portal's offline queue: {count}."), ""),
-        "offline.queue_unknown": (_tr("The offline queue could not be read: {error}."), ""),
-        "event_test.ok": (_tr("event.test was accepted by the portal."), ""),
-        "event_test.failed": (_tr("event.test failed: {error}."), _tr(
+        "handlers.unknown": (QCoreApplication.translate("DoctorDialog", "The bound handlers could not be read: {error}."), ""),
+        "offline.queue": (QCoreApplication.translate("DoctorDialog", "Changes waiting in the portal's offline queue: {count}."), ""),
+        "offline.queue_unknown": (QCoreApplication.translate("DoctorDialog", "The offline queue could not be read: {error}."), ""),
+        "event_test.ok": (QCoreApplication.translate("DoctorDialog", "event.test was accepted by the portal."), ""),
+        "event_test.failed": (QCoreApplication.translate("DoctorDialog", "event.test failed: {error}."), QCoreApplication.translate("DoctorDialog",
             "Check that the application is installed and active.")),
-        "events.last": (_tr("The last event came {ago} ago, source: {source}{addr}."), ""),
-        "events.none": (_tr("No event has arrived yet."), ""),
-        "events.expected_none": (_tr("No pushed event has arrived yet."), _tr(
+        "events.last": (QCoreApplication.translate("DoctorDialog", "The last event came {ago} ago, source: {source}{addr}."), ""),
+        "events.none": (QCoreApplication.translate("DoctorDialog", "No event has arrived yet."), ""),
+        "events.expected_none": (QCoreApplication.translate("DoctorDialog", "No pushed event has arrived yet."), QCoreApplication.translate("DoctorDialog",
             "Check the outgoing webhook's handler address: the portal must reach {url} from the "
             "internet (or your LAN for an on-premise portal).")),
-        "poll.last": (_tr("The last change poll ran at {at} (every {interval} s)."), ""),
-        "poll.never": (_tr("The change poll has not run yet (every {interval} s)."), _tr(
+        "poll.last": (QCoreApplication.translate("DoctorDialog", "The last change poll ran at {at} (every {interval} s)."), ""),
+        "poll.never": (QCoreApplication.translate("DoctorDialog", "The change poll has not run yet (every {interval} s)."), QCoreApplication.translate("DoctorDialog",
             "The first poll follows the start-up reconciliation.")),
-        "poll.off": (_tr(
+        "poll.off": (QCoreApplication.translate("DoctorDialog",
             "The change poll is off: changes come in only with reconciliation every {minutes} "
-            "min."), _tr("Set sync.poll_seconds (10 is a good start).")),
-        "target.ok": (_tr("The target database answers; table {table} can be written."), ""),
-        "target.will_create": (_tr(
+            "min."), QCoreApplication.translate("DoctorDialog", "Set sync.poll_seconds (10 is a good start).")),
+        "target.ok": (QCoreApplication.translate("DoctorDialog", "The target database answers; table {table} can be written."), ""),
+        "target.will_create": (QCoreApplication.translate("DoctorDialog",
             "The target database answers; table {table} does not exist yet and will be "
             "created."), ""),
-        "target.unreachable": (_tr("The target database does not answer: {error}."), _tr(
+        "target.unreachable": (QCoreApplication.translate("DoctorDialog", "The target database does not answer: {error}."), QCoreApplication.translate("DoctorDialog",
             "Check the database URL, the server, the user and the password.")),
-        "target.no_table": (_tr("Table {table} does not exist in the target database."), _tr(
+        "target.no_table": (QCoreApplication.translate("DoctorDialog", "Table {table} does not exist in the target database."), QCoreApplication.translate("DoctorDialog",
             "Create it, or choose the default preset, which creates its own.")),
-        "target.mapping": (_tr("The mapping does not fit table {table}: {error}."), _tr(
+        "target.mapping": (QCoreApplication.translate("DoctorDialog", "The mapping does not fit table {table}: {error}."), QCoreApplication.translate("DoctorDialog",
             "Fix the mapping on the Production table page.")),
-        "target.read_only": (_tr(
-            "The target database user cannot write table {table} ({missing})."), _tr(
+        "target.read_only": (QCoreApplication.translate("DoctorDialog",
+            "The target database user cannot write table {table} ({missing})."), QCoreApplication.translate("DoctorDialog",
             "Grant INSERT and UPDATE on it (CREATE where the table is created).")),
-        "state.ok": (_tr(
+        "state.ok": (QCoreApplication.translate("DoctorDialog",
             "The local state database is fine ({queued} queued, {failed} failed)."), ""),
-        "state.not_created": (_tr(
+        "state.not_created": (QCoreApplication.translate("DoctorDialog",
             "The local state database does not exist yet (created at the first start)."), ""),
-        "state.failed": (_tr("The local state database has a problem: {error}."), _tr(
+        "state.failed": (QCoreApplication.translate("DoctorDialog", "The local state database has a problem: {error}."), QCoreApplication.translate("DoctorDialog",
             "Check the data folder's disk space and permissions.")),
-        "listener.running": (_tr("The event listener runs at {url}."), ""),
-        "listener.port_free": (_tr("Port {port} on {host} is free for the event listener."), ""),
-        "listener.port_busy": (_tr("The event listener cannot use {host}:{port}: {error}."), _tr(
+        "listener.running": (QCoreApplication.translate("DoctorDialog", "The event listener runs at {url}."), ""),
+        "listener.port_free": (QCoreApplication.translate("DoctorDialog", "Port {port} on {host} is free for the event listener."), ""),
+        "listener.port_busy": (QCoreApplication.translate("DoctorDialog", "The event listener cannot use {host}:{port}: {error}."), QCoreApplication.translate("DoctorDialog",
             "Stop the other program on that port or choose another port.")),
-        "listener.off": (_tr("The event listener is switched off."), ""),
+        "listener.off": (QCoreApplication.translate("DoctorDialog", "The event listener is switched off."), ""),
     }
 
 
 def _mode_text(mode: str) -> str:
     return {
-        "pull": _tr("pull mode: inbound webhook, changes polled"),
-        "push": _tr("push mode: inbound and outgoing webhook"),
-        "app": _tr("local application"),
-        "app_offline": _tr("local application with offline events"),
-        "none": _tr("nothing configured"),
+        "pull": QCoreApplication.translate("DoctorDialog", "pull mode: inbound webhook, changes polled"),
+        "push": QCoreApplication.translate("DoctorDialog", "push mode: inbound and outgoing webhook"),
+        "app": QCoreApplication.translate("DoctorDialog", "local application"),
+        "app_offline": QCoreApplication.translate("DoctorDialog", "local application with offline events"),
+        "none": QCoreApplication.translate("DoctorDialog", "nothing configured"),
     }.get(mode, mode)
 
 

@@ -1,0 +1,108 @@
+"""Check connection (the doctor in a dialog) and the "Sign in again" bar, against the simulator."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from deal_monitor.bitrix.oauth import TOKENS_KEY
+from deal_monitor.credentials import MemoryStore
+from deal_monitor.gui.doctordialog import DoctorDialog
+from deal_monitor.gui.mainwindow import MainWindow
+
+from .conftest import WAIT_MS, make_settings
+
+pytestmark = pytest.mark.gui
+
+CLIENT_ID, SECRET = "local.window01", "window-secret"
+
+
+def _lines(dialog: DoctorDialog) -> dict[str, str]:
+    return {dialog.lines.item(i).data(0x0100): dialog.lines.item(i).text()
+            for i in range(dialog.lines.count())}
+
+
+def _window(qtbot, controller) -> MainWindow:
+    window = MainWindow(controller, tray_available=False)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _doctor(qtbot, window) -> DoctorDialog:
+    window.doctor_action.trigger()
+    dialog = window.doctor_dialog
+    qtbot.waitUntil(lambda: not dialog.running and bool(dialog.findings), timeout=WAIT_MS)
+    return dialog
+
+
+def test_pull_mode_lines_say_what_works(qtbot, sim, tmp_path, start_controller):
+    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": sim.webhook_url},
+                                                listener={"enabled": False}))
+    window = _window(qtbot, controller)
+    dialog = _doctor(qtbot, window)
+    lines = _lines(dialog)
+    assert "pull mode" in lines["config.ok"]
+    assert urlsplit(sim.url).netloc in lines["portal.ok"]
+    assert "crm" in lines["portal.crm_ok"]
+    assert dialog.summary.ok and "No problem" in dialog.summary.text()
+    assert all("→" not in text for text in lines.values())  # no action where nothing is wrong
+
+
+def test_a_refused_webhook_is_a_problem_with_what_to_do(qtbot, sim, tmp_path, start_controller):
+    wrong = sim.webhook_url.replace(sim.webhook_secret, "wrongsecret00")
+    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": wrong},
+                                                listener={"enabled": False}))
+    window = _window(qtbot, controller)
+    dialog = _doctor(qtbot, window)
+    lines = _lines(dialog)
+    assert "portal.refused" in lines and "→ Check the webhook address" in lines["portal.refused"]
+    assert not dialog.summary.ok and "problem" in dialog.summary.text()
+    dialog.again.click()  # runs again, same answer
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    assert "portal.refused" in _lines(dialog)
+
+
+def test_russian_lines(qtbot, sim, tmp_path, start_controller, qm_cache):
+    from deal_monitor.gui.i18n import Translations
+
+    translations = Translations(cache=qm_cache)  # kept: its translators live as long as it
+    translations.install("ru")
+    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": sim.webhook_url},
+                                                listener={"enabled": False}))
+    window = _window(qtbot, controller)
+    dialog = _doctor(qtbot, window)
+    lines = _lines(dialog)
+    assert "Портал отвечает" in lines["portal.ok"]
+    assert "режим опроса" in lines["config.ok"]
+    translations.install("en")
+
+
+def test_the_window_asks_to_sign_in_again_and_the_button_signs_in(qtbot, sim, tmp_path,
+                                                                   start_controller):
+    sim.register_app(CLIENT_ID, SECRET)
+    store = MemoryStore({"client_secret": SECRET})
+    settings = make_settings(tmp_path, portal={"client_id": CLIENT_ID, "portal_url": sim.url,
+                                               "oauth_server": sim.url},
+                             listener={"enabled": False})
+    controller = start_controller(settings, secrets=store, wait=False)
+    window = _window(qtbot, controller)
+    bar = window.signin_bar
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.action.isVisible(), timeout=WAIT_MS)
+    assert "needs a new sign-in" in bar.text.text() and bar.action.text() == "Sign in again"
+    pages: list = []
+
+    def browser(url: str) -> None:  # follows the portal's redirect to the loopback callback
+        threading.Thread(target=lambda: pages.append(requests.get(url, timeout=10)),
+                         daemon=True).start()
+
+    bar.open_url = browser
+    bar.action.click()
+    qtbot.waitUntil(lambda: bar.kind == "success", timeout=WAIT_MS)
+    assert pages and pages[0].status_code == 200
+    assert store.get(TOKENS_KEY)
+    qtbot.waitUntil(lambda: controller.status.auth_state == "ok", timeout=WAIT_MS)
+    assert not bar.action.isVisible()
