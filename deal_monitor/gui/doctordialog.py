@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..model import Source
-from . import icons, texts
+from . import formatting, icons, texts
 from .tasks import run_in_background
 from .widgets import InlineMessage
 
@@ -141,6 +141,10 @@ def finding_text(finding) -> tuple[str, str]:
     if "source" in params:
         with contextlib.suppress(ValueError):
             params["source"] = texts.source_label(Source(params["source"]))
+    if params.get("at"):
+        moment = formatting.parse_iso(params["at"])
+        if moment is not None:
+            params["at"] = formatting.datetime_text(moment)
     for key in ("error", "reason"):
         if params.get(key):
             params[key] = texts.error_text(params[key])

@@ -156,6 +156,7 @@ class FirstRunDialog(QDialog):
         layout = QVBoxLayout(page)
         layout.addWidget(heading)
         layout.addWidget(intro)
+        layout.addSpacing(8)
         layout.addLayout(form)
         layout.addStretch(1)
         self.pull_finish = QPushButton(self.tr("Connect"), page)
@@ -193,6 +194,7 @@ class FirstRunDialog(QDialog):
         layout = QVBoxLayout(page)
         layout.addWidget(heading)
         layout.addWidget(where)
+        layout.addSpacing(8)
         layout.addLayout(form)
         layout.addStretch(1)
         self.app_finish = QPushButton(self.tr("Connect"), page)
@@ -205,6 +207,11 @@ class FirstRunDialog(QDialog):
         page = QWidget(self)
         heading2 = QLabel(self.tr("Public address: the portal sends events"), page)
         heading2.setFont(bold(self.font(), 3))
+        intro = _label(page, self.tr(
+            "Bitrix24 must reach this computer: a tunnel or a reverse proxy gives it a public "
+            "https address that forwards to the port below (set that address later in Settings → "
+            "Public URL); an on-premise portal in the same network can use this computer's "
+            "address."))
         self.webhook, self.webhook_msg, self.webhook_test = self._webhook_field(page)
         self.token = SecretEdit(page)
         self.token_msg = InlineMessage(page)
@@ -229,6 +236,8 @@ class FirstRunDialog(QDialog):
         self.finish_button.clicked.connect(self.finish_connect)
         layout = QVBoxLayout(page)
         layout.addWidget(heading2)
+        layout.addWidget(intro)
+        layout.addSpacing(8)
         layout.addLayout(form)
         layout.addStretch(1)
         layout.addLayout(self._buttons(page, QUESTION, self.finish_button))

@@ -942,6 +942,10 @@
             <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
             <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
+        <message>
+            <source>Bitrix24 must reach this computer: a tunnel or a reverse proxy gives it a public https address that forwards to the port below (set that address later in Settings → Public URL); an on-premise portal in the same network can use this computer's address.</source>
+            <translation>Битрикс24 должен достучаться до этого компьютера: туннель или обратный прокси дают ему публичный https-адрес, который ведёт на порт ниже (этот адрес задаётся потом в Настройки → Публичный адрес); коробочный портал в той же сети может использовать адрес этого компьютера.</translation>
+        </message>
     </context>
     <context>
         <name>Formatting</name>
