@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 from .. import config, logs, paths
 from ..bitrix.oauth import CLIENT_SECRET_KEY
 from ..config import ConfigError, Settings
-from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
+from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable, open_token_store
 from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK
 from . import icons, texts
 from .controller import AppController, Notice, ui_settings, write_settings_file
@@ -114,8 +114,9 @@ class DesktopApp(QObject):
             store, persistent = self.secret_store, True
         else:
             store, persistent, problem = open_secret_store()
+        tokens = store if persistent else open_token_store(data_dir)
         if demo is None and self.nothing_configured(settings, store) and self.interactive:
-            choice = self.run_wizard(settings, store)
+            choice = self.run_wizard(settings, store, tokens)
             if choice is None:
                 return 0
             if choice == "demo":
@@ -125,10 +126,11 @@ class DesktopApp(QObject):
         if demo is not None:
             settings = demo.settings()
             store, persistent, problem = MemoryStore(), False, ""
+            tokens = store
 
         self.controller = AppController(
             settings, store, config_path=self.config_path, secrets_persistent=persistent,
-            secrets_problem=problem, demo=demo, parent=self)
+            secrets_problem=problem, demo=demo, parent=self, tokens=tokens)
         self.build_ui()
         self.controller.start()
         return None
@@ -163,11 +165,11 @@ class DesktopApp(QObject):
         except SecretStoreUnavailable:
             return True
 
-    def run_wizard(self, settings: Settings, store):
+    def run_wizard(self, settings: Settings, store, tokens):
         from .wizard import FirstRunDialog
 
         dialog = FirstRunDialog(default_port=settings.listener.port, settings=settings,
-                                tokens=store)
+                                tokens=tokens)
         if dialog.exec() != FirstRunDialog.DialogCode.Accepted:
             return None
         if dialog.choice == "demo":

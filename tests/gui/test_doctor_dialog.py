@@ -81,28 +81,39 @@ def test_russian_lines(qtbot, sim, tmp_path, start_controller, qm_cache):
     translations.install("en")
 
 
-def test_the_window_asks_to_sign_in_again_and_the_button_signs_in(qtbot, sim, tmp_path,
-                                                                   start_controller):
+def test_the_window_asks_to_sign_in_again_and_the_button_signs_in(qtbot, sim, tmp_path):
+    """No keyring: the tokens go to the owner-only file, and the status says so."""
+    from deal_monitor.credentials import FileStore
+    from deal_monitor.gui.controller import AppController
+
     sim.register_app(CLIENT_ID, SECRET)
     store = MemoryStore({"client_secret": SECRET})
+    tokens = FileStore(tmp_path / "tokens.json")
     settings = make_settings(tmp_path, portal={"client_id": CLIENT_ID, "portal_url": sim.url,
                                                "oauth_server": sim.url},
                              listener={"enabled": False})
-    controller = start_controller(settings, secrets=store, wait=False)
-    window = _window(qtbot, controller)
-    bar = window.signin_bar
-    qtbot.waitUntil(lambda: bar.isVisible() and bar.action.isVisible(), timeout=WAIT_MS)
-    assert "needs a new sign-in" in bar.text.text() and bar.action.text() == "Sign in again"
-    pages: list = []
+    controller = AppController(settings, store, config_path=tmp_path / "deal-monitor.toml",
+                               tokens=tokens)
+    controller.start()
+    try:
+        window = _window(qtbot, controller)
+        bar = window.signin_bar
+        qtbot.waitUntil(lambda: bar.isVisible() and bar.action.isVisible(), timeout=WAIT_MS)
+        assert "needs a new sign-in" in bar.text.text() and bar.action.text() == "Sign in again"
+        pages: list = []
 
-    def browser(url: str) -> None:  # follows the portal's redirect to the loopback callback
-        threading.Thread(target=lambda: pages.append(requests.get(url, timeout=10)),
-                         daemon=True).start()
+        def browser(url: str) -> None:  # follows the portal's redirect to the loopback callback
+            threading.Thread(target=lambda: pages.append(requests.get(url, timeout=10)),
+                             daemon=True).start()
 
-    bar.open_url = browser
-    bar.action.click()
-    qtbot.waitUntil(lambda: bar.kind == "success", timeout=WAIT_MS)
-    assert pages and pages[0].status_code == 200
-    assert store.get(TOKENS_KEY)
-    qtbot.waitUntil(lambda: controller.status.auth_state == "ok", timeout=WAIT_MS)
-    assert not bar.action.isVisible()
+        bar.open_url = browser
+        bar.action.click()
+        qtbot.waitUntil(lambda: bar.kind == "success", timeout=WAIT_MS)
+        assert pages and pages[0].status_code == 200
+        assert store.get(TOKENS_KEY) is None
+        assert FileStore(tmp_path / "tokens.json").get(TOKENS_KEY)
+        qtbot.waitUntil(lambda: controller.status.auth_state == "ok", timeout=WAIT_MS)
+        assert str(tmp_path / "tokens.json") in controller.status.token_storage
+        assert not bar.action.isVisible()
+    finally:
+        controller.shutdown()
