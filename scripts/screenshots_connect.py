@@ -10,45 +10,25 @@ Russian and English (``wizard_*_ru.png``, ``doctor_en.png``, ...).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-_TMP = Path(tempfile.mkdtemp(prefix="deal-monitor-shots-"))
-for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
-    os.environ[_name] = str(_TMP / _name.lower())
-os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+
+# importing screenshots sets up offscreen Qt, throwaway user folders and no keyring
+from screenshots import _TMP, ROOT, start, wait_until  # noqa: E402, I001
 
 from deal_monitor import config  # noqa: E402
 from deal_monitor.credentials import MemoryStore  # noqa: E402
-from deal_monitor.gui.app import make_application  # noqa: E402
 from deal_monitor.gui.controller import AppController  # noqa: E402
 from deal_monitor.gui.doctordialog import DoctorDialog  # noqa: E402
-from deal_monitor.gui.i18n import Translations  # noqa: E402
 from deal_monitor.gui.wizard import APP, PULL, PUSH, QUESTION, FirstRunDialog  # noqa: E402
 from deal_monitor.simulator import PortalSimulator  # noqa: E402
 
-CLIENT_ID, SECRET = "local.6561f2c1a3b4e7.31415926", "Zk3Qp8vN2mXr7TbW1yHs5LcJ9dGf4AeU0oIq6Pn"
-
-
-def wait_until(app: QApplication, condition, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or condition}")
-        app.processEvents()
-        time.sleep(0.02)
+CLIENT_ID, SECRET = "local.6561f2c1a3b4e7.31415926", "simulator-only-client-secret-for-shots"
 
 
 def browser(url: str) -> None:
@@ -109,15 +89,7 @@ def shoot_doctor(app: QApplication, controller: AppController, out: Path, lang: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    app = make_application([sys.argv[0]])
-    QCoreApplication.setOrganizationName("DealMonitorScreenshots")
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(_TMP / "qs"))
-    translations = Translations(cache=_TMP / "qm")
+    args, app, translations = start(__doc__, argv)
     sim = PortalSimulator().start("127.0.0.1", 0)
     sim.register_app(CLIENT_ID, SECRET)
     settings = config.from_mapping({

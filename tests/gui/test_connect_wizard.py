@@ -42,6 +42,19 @@ def _browser(opened: list):
     return open_url
 
 
+def _sign_in(qtbot, dialog: FirstRunDialog, sim, secret: str, opened: list | None = None) -> None:
+    """Enter the local application, press "Sign in with Bitrix24", wait for the outcome."""
+    dialog.app_button.click()
+    dialog.open_url = _browser([] if opened is None else opened)
+    dialog.portal_url.setText(sim.url + "/")
+    dialog.client_id.setText(CLIENT_ID)
+    dialog.client_secret.setText(secret)
+    dialog.sign_in_button.click()
+    assert "Waiting for the browser" in dialog.sign_in_msg.text()
+    qtbot.waitUntil(lambda: dialog.app_finish.isEnabled() or "✖" in dialog.sign_in_msg.text(),
+                    timeout=WAIT_MS)
+
+
 def test_the_question_offers_three_paths_with_what_each_needs(qtbot, tmp_path):
     dialog = _wizard(qtbot, tmp_path)
     for button, page, needs in ((dialog.pull_button, PULL, "inbound webhook URL only"),
@@ -97,12 +110,7 @@ def test_local_application_signs_in_through_the_browser_and_binds_offline_events
     dialog.open_url = _browser(opened)
     dialog.sign_in_button.click()  # nothing entered yet: says what is missing, opens nothing
     assert dialog.app_msg.isVisible() and opened == [] and not dialog.app_finish.isEnabled()
-    dialog.portal_url.setText(sim.url + "/")
-    dialog.client_id.setText(CLIENT_ID)
-    dialog.client_secret.setText(SECRET)
-    dialog.sign_in_button.click()
-    assert "Waiting for the browser" in dialog.sign_in_msg.text()
-    qtbot.waitUntil(lambda: dialog.app_finish.isEnabled(), timeout=WAIT_MS)
+    _sign_in(qtbot, dialog, sim, SECRET, opened)
     assert dialog.sign_in_msg.ok, dialog.sign_in_msg.text()
     assert opened and opened[0].status_code == 200
     assert json.loads(tokens.get(TOKENS_KEY))["member_id"] == sim.member_id
@@ -119,13 +127,8 @@ def test_a_wrong_secret_says_so_and_keeps_connect_off(qtbot, tmp_path, sim):
     sim.register_app(CLIENT_ID, SECRET)
     tokens = MemoryStore()
     dialog = _wizard(qtbot, tmp_path, sim, tokens)
-    dialog.app_button.click()
-    dialog.open_url = _browser([])
-    dialog.portal_url.setText(sim.url)
-    dialog.client_id.setText(CLIENT_ID)
-    dialog.client_secret.setText("not-the-secret")
-    dialog.sign_in_button.click()
-    qtbot.waitUntil(lambda: "client secret" in dialog.sign_in_msg.text(), timeout=WAIT_MS)
+    _sign_in(qtbot, dialog, sim, "not-the-secret")
+    assert "client secret" in dialog.sign_in_msg.text()
     assert not dialog.sign_in_msg.ok and not dialog.app_finish.isEnabled()
     assert tokens.get(TOKENS_KEY) is None
     dialog.app_finish.click()
@@ -140,13 +143,7 @@ def test_the_app_stores_what_the_wizard_collected(qtbot, tmp_path, sim):
     sim.register_app(CLIENT_ID, SECRET)
     store = MemoryStore()
     dialog = _wizard(qtbot, tmp_path, sim, store)
-    dialog.app_button.click()
-    dialog.open_url = _browser([])
-    dialog.portal_url.setText(sim.url)
-    dialog.client_id.setText(CLIENT_ID)
-    dialog.client_secret.setText(SECRET)
-    dialog.sign_in_button.click()
-    qtbot.waitUntil(lambda: dialog.app_finish.isEnabled(), timeout=WAIT_MS)
+    _sign_in(qtbot, dialog, sim, SECRET)
     dialog.app_finish.click()
     app = DesktopApp.__new__(DesktopApp)
     app.config_path = tmp_path / "deal-monitor.toml"

@@ -32,6 +32,13 @@ def _window(qtbot, controller) -> MainWindow:
     return window
 
 
+def _pull_doctor(qtbot, tmp_path, start_controller, webhook_url: str) -> DoctorDialog:
+    """A pull-mode app's window, and its "Check connection" dialog once the checks are done."""
+    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": webhook_url},
+                                                listener={"enabled": False}))
+    return _doctor(qtbot, _window(qtbot, controller))
+
+
 def _doctor(qtbot, window) -> DoctorDialog:
     window.doctor_action.trigger()
     dialog = window.doctor_dialog
@@ -40,10 +47,7 @@ def _doctor(qtbot, window) -> DoctorDialog:
 
 
 def test_pull_mode_lines_say_what_works(qtbot, sim, tmp_path, start_controller):
-    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": sim.webhook_url},
-                                                listener={"enabled": False}))
-    window = _window(qtbot, controller)
-    dialog = _doctor(qtbot, window)
+    dialog = _pull_doctor(qtbot, tmp_path, start_controller, sim.webhook_url)
     lines = _lines(dialog)
     assert "pull mode" in lines["config.ok"]
     assert urlsplit(sim.url).netloc in lines["portal.ok"]
@@ -54,10 +58,7 @@ def test_pull_mode_lines_say_what_works(qtbot, sim, tmp_path, start_controller):
 
 def test_a_refused_webhook_is_a_problem_with_what_to_do(qtbot, sim, tmp_path, start_controller):
     wrong = sim.webhook_url.replace(sim.webhook_secret, "wrongsecret00")
-    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": wrong},
-                                                listener={"enabled": False}))
-    window = _window(qtbot, controller)
-    dialog = _doctor(qtbot, window)
+    dialog = _pull_doctor(qtbot, tmp_path, start_controller, wrong)
     lines = _lines(dialog)
     assert "portal.refused" in lines and "→ Check the webhook address" in lines["portal.refused"]
     assert not dialog.summary.ok and "problem" in dialog.summary.text()
@@ -71,10 +72,7 @@ def test_russian_lines(qtbot, sim, tmp_path, start_controller, qm_cache):
 
     translations = Translations(cache=qm_cache)  # kept: its translators live as long as it
     translations.install("ru")
-    controller = start_controller(make_settings(tmp_path, portal={"webhook_url": sim.webhook_url},
-                                                listener={"enabled": False}))
-    window = _window(qtbot, controller)
-    dialog = _doctor(qtbot, window)
+    dialog = _pull_doctor(qtbot, tmp_path, start_controller, sim.webhook_url)
     lines = _lines(dialog)
     assert "Портал отвечает" in lines["portal.ok"]
     assert "режим опроса" in lines["config.ok"]
