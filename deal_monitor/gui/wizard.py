@@ -9,6 +9,7 @@ the portal's outgoing webhook (as before).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
@@ -350,7 +351,7 @@ class FirstRunDialog(QDialog):
             settings.replace("portal", client_secret=self.client_secret.text()),
             secrets=MemoryStore(), tokens=self.tokens, listen=False)
         try:
-            url = probe.start_sign_in(self._relay.finished.emit)
+            url = probe.start_sign_in(self._relay_result)
         except (ListenerError, DealMonitorError) as exc:
             probe.stop()
             self.sign_in_msg.show_error(texts.error_text(f"{exc} {getattr(exc, 'hint', '')}"))
@@ -359,6 +360,11 @@ class FirstRunDialog(QDialog):
         self.sign_in_msg.show_busy(self.tr(
             "Waiting for the browser: approve the application on the portal's page…"))
         self.open_url(url)
+
+    def _relay_result(self, result) -> None:
+        """From the sign-in server's thread: to the GUI thread, unless the wizard is gone."""
+        with contextlib.suppress(RuntimeError):  # the dialog was closed and deleted meanwhile
+            self._relay.finished.emit(result)
 
     def _sign_in_finished(self, result) -> None:
         probe = self._probe

@@ -153,3 +153,34 @@ def test_the_app_stores_what_the_wizard_collected(qtbot, tmp_path, sim):
     assert SECRET not in written and CLIENT_ID in written
     again = config.load(app.config_path)
     assert again.portal.offline_events and again.portal.portal_url == sim.url
+
+
+def test_closing_the_wizard_ends_the_sign_in(qtbot, tmp_path, sim):
+    """The loopback server stops with the dialog, and nothing is stored."""
+    import socket
+    from urllib.parse import parse_qs, urlsplit
+
+    sim.register_app(CLIENT_ID, SECRET)
+    tokens = MemoryStore()
+    dialog = _wizard(qtbot, tmp_path, sim, tokens)
+    dialog.app_button.click()
+    opened: list[str] = []
+    dialog.open_url = opened.append  # the browser never comes back
+    dialog.portal_url.setText(sim.url)
+    dialog.client_id.setText(CLIENT_ID)
+    dialog.client_secret.setText(SECRET)
+    dialog.sign_in_button.click()
+    redirect = urlsplit(parse_qs(urlsplit(opened[0]).query)["redirect_uri"][0])
+    with socket.create_connection((redirect.hostname, redirect.port), timeout=5):
+        pass  # listening while the wizard waits
+
+    def refused() -> bool:
+        try:
+            socket.create_connection((redirect.hostname, redirect.port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    dialog.reject()
+    qtbot.waitUntil(refused, timeout=WAIT_MS)
+    assert tokens.get(TOKENS_KEY) is None and dialog.choice == ""
