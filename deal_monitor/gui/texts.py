@@ -97,6 +97,7 @@ def _event_label(event: str) -> str:
         "ONCRMDEALMOVETOCATEGORY": QCoreApplication.translate("Texts", "Deal moved to a pipeline"),
         "RESYNC": QCoreApplication.translate("Texts", "Resync"),
         "RECONCILE": QCoreApplication.translate("Texts", "Reconciliation"),
+        "POLL": QCoreApplication.translate("Texts", "Change poll"),
         "ONAPPINSTALL": QCoreApplication.translate("Texts", "App installed"),
         "ONAPPUNINSTALL": QCoreApplication.translate("Texts", "App removed"),
     }

@@ -2634,6 +2634,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <source>The sign-in was cancelled.</source>
             <translation>Вход отменён.</translation>
         </message>
+        <message>
+            <source>Change poll</source>
+            <translation>Опрос изменений</translation>
+        </message>
     </context>
     <context>
         <name>TrayIcon</name>

@@ -1,4 +1,5 @@
-"""Check connection (the doctor in a dialog) and the "Sign in again" bar, against the simulator."""
+"""The window in each connection mode: Check connection (the doctor), "Sign in again",
+change-poll rows."""
 
 from __future__ import annotations
 
@@ -115,3 +116,20 @@ def test_the_window_asks_to_sign_in_again_and_the_button_signs_in(qtbot, sim, tm
         assert not bar.action.isVisible()
     finally:
         controller.shutdown()
+
+
+def test_pull_mode_changes_show_as_change_poll_rows(qtbot, sim, tmp_path, start_controller):
+    """Webhook only, no events ever sent: a new deal comes in by the change poll and the events
+    table names the row."""
+    from deal_monitor.gui.models import EventsModel
+
+    controller = start_controller(make_settings(
+        tmp_path, portal={"webhook_url": sim.webhook_url}, listener={"enabled": False},
+        sync={"poll_seconds": 1}))
+    deal_id = sim.portal.add_deal({"TITLE": "polled", "STAGE_ID": "PREPARATION"})
+    events = controller.events_model
+    qtbot.waitUntil(lambda: any(r.deal_id == deal_id for r in events.records()), timeout=WAIT_MS)
+    polled = [r for r in events.records() if r.deal_id == deal_id]
+    assert [r.event for r in polled] == ["POLL"]
+    row = events.row_of(polled[0].id)
+    assert events.index(row, EventsModel.EVENT).data() == "Change poll"
