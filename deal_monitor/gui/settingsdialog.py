@@ -32,7 +32,9 @@ from PySide6.QtWidgets import (
 )
 
 from .. import config, service
+from ..bitrix.oauth import CLIENT_SECRET_KEY
 from ..config import ConfigError, Settings
+from ..credentials import SecretStoreUnavailable
 from . import icons, texts
 from .controller import AppController, ui_settings
 from .mappingpage import MappingPage
@@ -146,6 +148,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Application token"),
                     self._field(self.token, self.token_test, below=[self.token_msg]))
         form.addRow(self.tr("Portal plan"), self._field(self.plan, below=[self.keyring_note]))
+        app_group = self._app_group(settings)
 
         # listener
         ls = settings.listener
@@ -222,7 +225,7 @@ class SettingsDialog(QDialog):
 
         body = QWidget(self)
         body_layout = QVBoxLayout(body)
-        for group in (portal, listener, target, interface):
+        for group in (portal, app_group, listener, target, interface):
             body_layout.addWidget(group)
         body_layout.addStretch(1)
         scroll = QScrollArea(self)
@@ -249,6 +252,29 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.save_msg)
         layout.addWidget(self.buttons)
+
+    def _app_group(self, settings: Settings) -> QGroupBox:
+        """A local application signed in through the browser: used when no webhook is set."""
+        portal = settings.portal
+        self.app_portal = QLineEdit(portal.portal_url, self)
+        self.app_portal.setPlaceholderText("https://example.bitrix24.ru")
+        self.app_client_id = QLineEdit(portal.client_id, self)
+        self.app_secret = SecretEdit(self)
+        self.app_secret.edit.setPlaceholderText(self.tr("unchanged"))
+        self.app_offline = QCheckBox(self.tr(
+            "Offline events: changes within about 2 s (bound by a portal administrator)"), self)
+        self.app_offline.setChecked(portal.offline_events)
+        hint = self._hint(self.tr(
+            "Used when the inbound webhook URL above is empty. The portal shows the client ID "
+            "and secret under Applications → Developer resources → Other → Local application. "
+            "After saving, sign in from the main window."))
+        group = QGroupBox(self.tr("Local application"), self)
+        form = self._form(group)
+        form.addRow(self.tr("Portal address"), self.app_portal)
+        form.addRow(self.tr("Client ID"), self.app_client_id)
+        form.addRow(self.tr("Client secret"), self._field(self.app_secret))
+        form.addRow("", self._field(self.app_offline, below=[hint]))
+        return group
 
     # -- the mapping page -----------------------------------------------------------------------
     def _target_choice(self) -> tuple[str, str]:
@@ -456,6 +482,10 @@ class SettingsDialog(QDialog):
             "portal", webhook_url=self.webhook.text(),
             application_token=self.token.text(), plan=self.plan.currentData())
         settings = settings.replace(
+            "portal", portal_url=self.app_portal.text().strip().rstrip("/"),
+            client_id=self.app_client_id.text().strip(),
+            offline_events=self.app_offline.isChecked())
+        settings = settings.replace(
             "listener", host=self.host.text().strip(), port=self.port.value(),
             path=self.path.text().strip() or "/bitrix24/events",
             public_url=self.public_url.text().strip())
@@ -507,6 +537,12 @@ class SettingsDialog(QDialog):
         settings = self.build_settings()
         if settings is None:
             return
+        if self.app_secret.text():
+            try:
+                self.controller.secrets.set(CLIENT_SECRET_KEY, self.app_secret.text())
+            except SecretStoreUnavailable as exc:
+                self.save_msg.show_error(texts.error_text(str(exc)))
+                return
         store = ui_settings()
         store.setValue("notifications/failures", self.notify_failures.isChecked())
         store.setValue("notifications/production", self.notify_production.isChecked())

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 from ..errors import DealMonitorError
 from ..model import StatusSnapshot
 from . import texts
+from .tasks import run_in_background
 from .widgets import MessageBar
 
 APP_MODES = ("app", "app_offline")
@@ -63,9 +64,19 @@ class SignInBar(MessageBar):
             self.show_message("success", self.tr("Signed in to the portal again."),
                               timeout_ms=10_000)
             self.controller.refresh_status()
+            monitor = self.controller.monitor
+            if monitor.connection_mode() == "app_offline" and monitor.client is not None:
+                run_in_background(lambda: monitor.bind_handlers(offline=True),
+                                  on_error=self._bind_failed, name="bind-offline", owner=self)
         else:
             self.show_message("error", texts.sign_in_error(result.error),
                               self.tr("Sign in again"))
+
+    def _bind_failed(self, exc: Exception) -> None:
+        self.show_message("warning", self.tr(
+            "Signed in, but the offline events could not be bound (%1). A portal administrator "
+            "must sign in; until then changes come with reconciliation.").replace(
+                "%1", texts.error_text(str(exc))), self.tr("Sign in again"))
 
 
 __all__ = ["SignInBar"]

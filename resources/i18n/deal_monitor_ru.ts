@@ -1873,6 +1873,34 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <source>%1 answered HTTP %2, not Deal Monitor: check that it forwards to this computer's listener.</source>
             <translation>%1 ответил HTTP %2, это не Deal Monitor: проверьте, что запросы перенаправляются на приёмник событий этого компьютера.</translation>
         </message>
+        <message>
+            <source>unchanged</source>
+            <translation>без изменений</translation>
+        </message>
+        <message>
+            <source>Offline events: changes within about 2 s (bound by a portal administrator)</source>
+            <translation>Офлайн-события: изменения примерно за 2 с (подключает администратор портала)</translation>
+        </message>
+        <message>
+            <source>Used when the inbound webhook URL above is empty. The portal shows the client ID and secret under Applications → Developer resources → Other → Local application. After saving, sign in from the main window.</source>
+            <translation>Используется, когда адрес входящего вебхука выше пуст. Код и ключ приложения портал показывает в разделе Приложения → Разработчикам → Другое → Локальное приложение. После сохранения войдите из главного окна.</translation>
+        </message>
+        <message>
+            <source>Local application</source>
+            <translation>Локальное приложение</translation>
+        </message>
+        <message>
+            <source>Portal address</source>
+            <translation>Адрес портала</translation>
+        </message>
+        <message>
+            <source>Client ID</source>
+            <translation>Код приложения (client_id)</translation>
+        </message>
+        <message>
+            <source>Client secret</source>
+            <translation>Ключ приложения (client_secret)</translation>
+        </message>
     </context>
     <context>
         <name>SignInBar</name>
@@ -1891,6 +1919,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Signed in to the portal again.</source>
             <translation>Вход в портал снова выполнен.</translation>
+        </message>
+        <message>
+            <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
+            <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
     </context>
     <context>

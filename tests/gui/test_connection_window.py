@@ -133,3 +133,48 @@ def test_pull_mode_changes_show_as_change_poll_rows(qtbot, sim, tmp_path, start_
     assert [r.event for r in polled] == ["POLL"]
     row = events.row_of(polled[0].id)
     assert events.index(row, EventsModel.EVENT).data() == "Change poll"
+
+
+def test_settings_switch_from_pull_mode_to_the_local_app_and_keep_the_inbox(
+        qtbot, sim, tmp_path, start_controller):
+    from deal_monitor.gui.settingsdialog import SettingsDialog
+
+    sim.register_app(CLIENT_ID, SECRET)
+    store = MemoryStore()
+    controller = start_controller(make_settings(
+        tmp_path, portal={"webhook_url": sim.webhook_url, "oauth_server": sim.url},
+        listener={"enabled": False}, sync={"poll_seconds": 1}), secrets=store)
+    window = _window(qtbot, controller)
+    deal_id = sim.portal.add_deal({"TITLE": "before the switch", "STAGE_ID": "PREPARATION"})
+    qtbot.waitUntil(lambda: any(r.deal_id == deal_id for r in controller.events_model.records()),
+                    timeout=WAIT_MS)
+    dlg = SettingsDialog(controller, window)
+    qtbot.addWidget(dlg)
+    dlg.webhook.setText("")
+    dlg.app_portal.setText(sim.url)
+    dlg.app_client_id.setText(CLIENT_ID)
+    dlg.app_secret.setText(SECRET)
+    dlg.app_offline.setChecked(True)
+    dlg.save()
+    assert store.get("client_secret") == SECRET
+    written = (tmp_path / "deal-monitor.toml").read_text(encoding="utf-8")
+    assert CLIENT_ID in written and SECRET not in written
+    qtbot.waitUntil(lambda: controller.running
+                    and controller.monitor.connection_mode() == "app_offline", timeout=WAIT_MS)
+    bar = window.signin_bar
+    qtbot.waitUntil(lambda: bar.action.isVisible(), timeout=WAIT_MS)
+    bar.open_url = lambda url: threading.Thread(
+        target=lambda: requests.get(url, timeout=10), daemon=True).start()
+    bar.action.click()
+    qtbot.waitUntil(lambda: bar.kind == "success", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: controller.status.auth_state == "ok", timeout=WAIT_MS)
+    controller.reload()
+    qtbot.waitUntil(lambda: not controller.loading, timeout=WAIT_MS)
+    assert any(r.deal_id == deal_id for r in controller.events_model.records())  # inbox kept
+    # the offline events were bound with the new sign-in: a change now comes through the queue
+    qtbot.waitUntil(lambda: sorted(b.event for b in sim.bindings.of_owner(CLIENT_ID)
+                                   if b.offline) == ["ONCRMDEALADD", "ONCRMDEALDELETE",
+                                                     "ONCRMDEALUPDATE"], timeout=WAIT_MS)
+    after = sim.portal.add_deal({"TITLE": "after the switch", "STAGE_ID": "PREPARATION"})
+    qtbot.waitUntil(lambda: any(r.deal_id == after and r.source.value == "offline"
+                                for r in controller.events_model.records()), timeout=WAIT_MS)
