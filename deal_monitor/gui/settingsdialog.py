@@ -261,13 +261,13 @@ class SettingsDialog(QDialog):
         self.app_client_id = QLineEdit(portal.client_id, self)
         self.app_secret = SecretEdit(self)
         self.app_secret.edit.setPlaceholderText(self.tr("unchanged"))
-        self.app_offline = QCheckBox(self.tr(
-            "Offline events: changes within about 2 s (bound by a portal administrator)"), self)
+        self.app_offline = QCheckBox(self.tr("Offline events (changes within about 2 s)"), self)
         self.app_offline.setChecked(portal.offline_events)
         hint = self._hint(self.tr(
             "Used when the inbound webhook URL above is empty. The portal shows the client ID "
             "and secret under Applications → Developer resources → Other → Local application. "
-            "After saving, sign in from the main window."))
+            "After saving, sign in from the main window (a portal administrator, for offline "
+            "events)."))
         group = QGroupBox(self.tr("Local application"), self)
         form = self._form(group)
         form.addRow(self.tr("Portal address"), self.app_portal)

@@ -1878,12 +1878,12 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>без изменений</translation>
         </message>
         <message>
-            <source>Offline events: changes within about 2 s (bound by a portal administrator)</source>
-            <translation>Офлайн-события: изменения примерно за 2 с (подключает администратор портала)</translation>
+            <source>Offline events (changes within about 2 s)</source>
+            <translation>Офлайн-события (изменения примерно за 2 с)</translation>
         </message>
         <message>
-            <source>Used when the inbound webhook URL above is empty. The portal shows the client ID and secret under Applications → Developer resources → Other → Local application. After saving, sign in from the main window.</source>
-            <translation>Используется, когда адрес входящего вебхука выше пуст. Код и ключ приложения портал показывает в разделе Приложения → Разработчикам → Другое → Локальное приложение. После сохранения войдите из главного окна.</translation>
+            <source>Used when the inbound webhook URL above is empty. The portal shows the client ID and secret under Applications → Developer resources → Other → Local application. After saving, sign in from the main window (a portal administrator, for offline events).</source>
+            <translation>Используется, когда адрес входящего вебхука выше пуст. Код и ключ приложения портал показывает в разделе Приложения → Разработчикам → Другое → Локальное приложение. После сохранения войдите из главного окна (для офлайн-событий — администратором портала).</translation>
         </message>
         <message>
             <source>Local application</source>
@@ -1895,11 +1895,11 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         </message>
         <message>
             <source>Client ID</source>
-            <translation>Код приложения (client_id)</translation>
+            <translation>Код приложения</translation>
         </message>
         <message>
             <source>Client secret</source>
-            <translation>Ключ приложения (client_secret)</translation>
+            <translation>Ключ приложения</translation>
         </message>
     </context>
     <context>
