@@ -54,8 +54,7 @@ class SignInBar(MessageBar):
                               self.tr("Sign in again"))
             return
         self.waiting = True
-        self.show_message("info", self.tr(
-            "Waiting for the browser: approve the application on the portal's page…"))
+        self.show_message("info", texts.sign_in_waiting())
         self.open_url(url)
 
     def _finished(self, result) -> None:
@@ -73,10 +72,8 @@ class SignInBar(MessageBar):
                               self.tr("Sign in again"))
 
     def _bind_failed(self, exc: Exception) -> None:
-        self.show_message("warning", self.tr(
-            "Signed in, but the offline events could not be bound (%1). A portal administrator "
-            "must sign in; until then changes come with reconciliation.").replace(
-                "%1", texts.error_text(str(exc))), self.tr("Sign in again"))
+        self.show_message("warning", texts.offline_bind_failed(str(exc)),
+                          self.tr("Sign in again"))
 
 
 __all__ = ["SignInBar"]

@@ -614,6 +614,20 @@ def sign_in_error(code: str) -> str:
     return texts.get(code, code)
 
 
+def sign_in_waiting() -> str:
+    """While the browser shows the portal's consent page."""
+    return QCoreApplication.translate(
+        "Texts", "Waiting for the browser: approve the application on the portal's page…")
+
+
+def offline_bind_failed(error: str) -> str:
+    """Signed in, but binding the offline events was refused (not an administrator)."""
+    return QCoreApplication.translate(
+        "Texts", "Signed in, but the offline events could not be bound (%1). A portal "
+        "administrator must sign in; until then changes come with reconciliation.").replace(
+            "%1", error_text(error))
+
+
 def field_label(code: str) -> str:
     """A deal field's name for the field-change list (the raw code for custom fields)."""
     return _cached("field", code, _field_label)
@@ -657,8 +671,10 @@ __all__ = [
     "history_kind_label",
     "history_text",
     "hint_text",
+    "offline_bind_failed",
     "retry_label",
     "sign_in_error",
+    "sign_in_waiting",
     "source_label",
     "state_label",
     "status_label",

@@ -357,8 +357,7 @@ class FirstRunDialog(QDialog):
             self.sign_in_msg.show_error(texts.error_text(f"{exc} {getattr(exc, 'hint', '')}"))
             return
         self._probe = probe
-        self.sign_in_msg.show_busy(self.tr(
-            "Waiting for the browser: approve the application on the portal's page…"))
+        self.sign_in_msg.show_busy(texts.sign_in_waiting())
         self.open_url(url)
 
     def _relay_result(self, result) -> None:
@@ -396,10 +395,7 @@ class FirstRunDialog(QDialog):
             self.sign_in_msg.show_ok(self.tr(
                 "Signed in; offline events are bound. Press Connect."))
         else:
-            self.sign_in_msg.show_error(self.tr(
-                "Signed in, but the offline events could not be bound (%1). A portal "
-                "administrator must sign in; until then changes come with reconciliation.").replace(
-                    "%1", texts.error_text(error)))
+            self.sign_in_msg.show_error(texts.offline_bind_failed(error))
 
     def _end_probe(self) -> None:
         probe, self._probe = self._probe, None

@@ -927,20 +927,12 @@
             <translation>Введите код приложения (client_id) и ключ (client_secret).</translation>
         </message>
         <message>
-            <source>Waiting for the browser: approve the application on the portal's page…</source>
-            <translation>Жду браузер: разрешите доступ приложению на странице портала…</translation>
-        </message>
-        <message>
             <source>Signed in. Binding the offline events…</source>
             <translation>Вход выполнен. Подключаю офлайн-события…</translation>
         </message>
         <message>
             <source>Signed in; offline events are bound. Press Connect.</source>
             <translation>Вход выполнен, офлайн-события подключены. Нажмите «Подключить».</translation>
-        </message>
-        <message>
-            <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
-            <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
         <message>
             <source>Bitrix24 must reach this computer: a tunnel or a reverse proxy gives it a public https address that forwards to the port below (set that address later in Settings → Public URL); an on-premise portal in the same network can use this computer's address.</source>
@@ -1913,16 +1905,8 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Войти снова</translation>
         </message>
         <message>
-            <source>Waiting for the browser: approve the application on the portal's page…</source>
-            <translation>Жду браузер: разрешите доступ приложению на странице портала…</translation>
-        </message>
-        <message>
             <source>Signed in to the portal again.</source>
             <translation>Вход в портал снова выполнен.</translation>
-        </message>
-        <message>
-            <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
-            <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
     </context>
     <context>
@@ -2669,6 +2653,14 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Change poll</source>
             <translation>Опрос изменений</translation>
+        </message>
+        <message>
+            <source>Waiting for the browser: approve the application on the portal's page…</source>
+            <translation>Жду браузер: разрешите доступ приложению на странице портала…</translation>
+        </message>
+        <message>
+            <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
+            <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
     </context>
     <context>
