@@ -297,17 +297,21 @@ def shoot(scene: Scene, out: Path, lang: str, translations: Translations, phase:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def start(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, QApplication, Translations]:
+    """Parse ``--out`` and make the offscreen application with its own settings and translations."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-
     app = make_application([sys.argv[0]])
     QCoreApplication.setOrganizationName("DealMonitorScreenshots")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(_TMP / "qs"))
-    translations = Translations(cache=_TMP / "qm")
+    return args, app, Translations(cache=_TMP / "qm")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, app, translations = start(__doc__, argv)
     translations.install("ru")
     scene = Scene(app)
     written: list[Path] = []

@@ -19,9 +19,10 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from .. import config, instance, logs, paths
+from ..bitrix.oauth import CLIENT_SECRET_KEY
 from ..cli import EXIT_ALREADY_RUNNING
 from ..config import ConfigError, Settings
-from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable
+from ..credentials import KeyringStore, MemoryStore, SecretStoreUnavailable, open_token_store
 from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK
 from . import icons, texts
 from .controller import AppController, Notice, ui_settings, write_settings_file
@@ -143,8 +144,9 @@ class DesktopApp(QObject):
             store, persistent = self.secret_store, True
         else:
             store, persistent, problem = open_secret_store()
+        tokens = store if persistent else open_token_store(data_dir)
         if demo is None and self.nothing_configured(settings, store) and self.interactive:
-            choice = self.run_wizard(settings, store)
+            choice = self.run_wizard(settings, store, tokens)
             if choice is None:
                 return 0
             if choice == "demo":
@@ -154,6 +156,7 @@ class DesktopApp(QObject):
         if demo is not None:
             settings = demo.settings()
             store, persistent, problem = MemoryStore(), False, ""
+            tokens = store
             if self.data_lock is not None:  # the wizard chose the demo: its own folder
                 self.data_lock.release()
             if not self.lock_data_folder(settings):
@@ -161,7 +164,7 @@ class DesktopApp(QObject):
 
         self.controller = AppController(
             settings, store, config_path=self.config_path, secrets_persistent=persistent,
-            secrets_problem=problem, demo=demo, parent=self)
+            secrets_problem=problem, demo=demo, parent=self, tokens=tokens)
         self.build_ui()
         self.controller.start()
         return None
@@ -211,24 +214,33 @@ class DesktopApp(QObject):
         except SecretStoreUnavailable:
             return True
 
-    def run_wizard(self, settings: Settings, store):
+    def run_wizard(self, settings: Settings, store, tokens):
         from .wizard import FirstRunDialog
 
-        dialog = FirstRunDialog(default_port=settings.listener.port)
+        dialog = FirstRunDialog(default_port=settings.listener.port, settings=settings,
+                                tokens=tokens)
         if dialog.exec() != FirstRunDialog.DialogCode.Accepted:
             return None
         if dialog.choice == "demo":
             return "demo"
+        return self.wizard_result(dialog, settings, store)
+
+    def wizard_result(self, dialog, settings: Settings, store):
+        """Store what the wizard collected: secrets in the store, the rest in the settings file."""
+        secrets = {SECRET_WEBHOOK: dialog.webhook_url, SECRET_APP_TOKEN: dialog.application_token}
+        if dialog.choice == "app":
+            secrets = {CLIENT_SECRET_KEY: dialog.client_secret.text()}
+            settings = dialog.app_settings() or settings
+        elif dialog.choice == "push":
+            settings = settings.replace("listener", port=dialog.listen_port)
         persistent, problem = isinstance(store, KeyringStore), ""
         try:
-            store.set(SECRET_WEBHOOK, dialog.webhook_url)
-            store.set(SECRET_APP_TOKEN, dialog.application_token)
+            for name, value in secrets.items():
+                store.set(name, value)
         except SecretStoreUnavailable as exc:
             problem = str(exc)
             persistent = False
-            store = MemoryStore({SECRET_WEBHOOK: dialog.webhook_url,
-                                 SECRET_APP_TOKEN: dialog.application_token})
-        settings = settings.replace("listener", port=dialog.listen_port)
+            store = MemoryStore(secrets)
         try:
             write_settings_file(self.config_path, settings)
         except OSError as exc:

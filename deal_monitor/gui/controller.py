@@ -58,7 +58,7 @@ def ui_settings() -> QSettings:
 def strip_secrets(settings: Settings) -> Settings:
     """The settings as written to the TOML file in desktop mode: no secrets."""
     portal = dataclasses.replace(settings.portal, webhook_url="", application_token="",
-                                 previous_application_token="")
+                                 previous_application_token="", client_secret="")
     return dataclasses.replace(settings, portal=portal)
 
 
@@ -92,10 +92,13 @@ class AppController(QObject):
         secrets_problem: str = "",
         demo=None,
         parent: QObject | None = None,
+        tokens: SecretStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.secrets: SecretStore = secrets or MemoryStore()
+        # OAuth tokens: the keyring, or where none exists an owner-only file (open_token_store)
+        self.tokens: SecretStore = tokens or self.secrets
         self.secrets_persistent = secrets_persistent
         self.secrets_problem = secrets_problem
         self.config_path = config_path
@@ -106,7 +109,7 @@ class AppController(QObject):
         self.deals_model = DealsModel(self.catalog, self)
         self.events_model = EventsModel(parent=self)
         self.monitor = Monitor(self._runtime_settings(settings), sink=self.bridge.sink,
-                               secrets=self.secrets)
+                               secrets=self.secrets, tokens=self.tokens)
         self.status = StatusSnapshot()
         self.progress: Progress | None = None
         self.running = False
@@ -162,7 +165,7 @@ class AppController(QObject):
 
     @property
     def configured(self) -> bool:
-        return bool(self.monitor.webhook_url)
+        return self.monitor.connection_mode() != "none"
 
     @property
     def notify_failures(self) -> bool:
@@ -242,7 +245,8 @@ class AppController(QObject):
         previous = self.monitor
         self.running = False
         self.start_error = ""
-        self.monitor = Monitor(runtime, sink=self.bridge.sink, secrets=self.secrets)
+        self.monitor = Monitor(runtime, sink=self.bridge.sink, secrets=self.secrets,
+                               tokens=self.tokens)
         self.loading = True
         monitor = self.monitor
 

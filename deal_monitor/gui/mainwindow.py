@@ -41,6 +41,7 @@ from . import formatting, icons, texts
 from .controller import AppController, Notice, ui_settings
 from .detail import DealDetail
 from .models import DealsModel, DealsProxy, EventsModel, EventsProxy
+from .signinbar import SignInBar
 from .widgets import MessageBar, StatusField
 
 FILTER_DELAY_MS = 200
@@ -153,6 +154,8 @@ class MainWindow(QMainWindow):
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.settings_action.triggered.connect(self.settings_requested)
+        self.doctor_action = action()
+        self.doctor_action.triggered.connect(self.check_connection)
         self.quit_action = action("", QKeySequence.StandardKey.Quit)
         if self.quit_action.shortcut().isEmpty():
             self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -174,6 +177,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         self.file_menu = bar.addMenu("")
         self.file_menu.addAction(self.settings_action)
+        self.file_menu.addAction(self.doctor_action)
         self.file_menu.addSeparator()
         self.file_menu.addAction(self.quit_action)
         self.sync_menu = bar.addMenu("")
@@ -219,7 +223,9 @@ class MainWindow(QMainWindow):
         self.notice_bar = MessageBar(central)
         self.notice_bar.action_triggered.connect(self._on_notice_action)
         self._notice: Notice | None = None
+        self.signin_bar = SignInBar(self.controller, central)
         layout.addWidget(self.setup_bar)
+        layout.addWidget(self.signin_bar)
         layout.addWidget(self.notice_bar)
 
         self.tabs = QTabWidget(central)
@@ -376,6 +382,7 @@ class MainWindow(QMainWindow):
         self.stage_filter_action.setText(self.tr("Stage filter…"))
         self.stage_filter_action.setToolTip(self.tr("Choose the stages whose deals are not sent to production"))
         self.settings_action.setText(self.tr("Settings…"))
+        self.doctor_action.setText(self.tr("Check connection…"))
         self.quit_action.setText(self.tr("Quit"))
         self.reload_action.setText(self.tr("Reload tables"))
         self.find_action.setText(self.tr("Find…"))
@@ -820,8 +827,17 @@ class MainWindow(QMainWindow):
             self.select_deal(notice.deal_ids[0])
         self.notice_bar.dismiss()
 
+    def check_connection(self) -> None:
+        """The connection doctor's lines in a small dialog (the checks run off the GUI thread)."""
+        from .doctordialog import DoctorDialog
+
+        dialog = DoctorDialog(self.controller.monitor, self)
+        dialog.show()
+        self.doctor_dialog = dialog
+
     def on_status_updated(self, status: StatusSnapshot) -> None:
         c = self.controller
+        self.signin_bar.update_status(status)
         if status.listening:
             self.listen_field.set(
                 self.tr("Receiving events at %1").replace("%1", status.listen_url),
@@ -859,7 +875,8 @@ class MainWindow(QMainWindow):
         problems = []
         if status.failed_count:
             problems.append(self.tr("%n failed", "", status.failed_count))
-        if status.auth_state == "reauthorize":
+        if status.auth_state == "reauthorize" and status.connection_mode not in ("app",
+                                                                                "app_offline"):
             problems.append(self.tr("the portal refuses the webhook"))
         if status.last_error:
             problems.append(texts.error_text(status.last_error))

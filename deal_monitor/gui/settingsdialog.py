@@ -33,7 +33,9 @@ from PySide6.QtWidgets import (
 
 from .. import config, paths, service
 from ..autostart import Autostart, launch_command
+from ..bitrix.oauth import CLIENT_SECRET_KEY
 from ..config import ConfigError, Settings
+from ..credentials import SecretStoreUnavailable
 from . import icons, texts
 from .controller import AppController, ui_settings
 from .mappingpage import MappingPage
@@ -147,6 +149,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Application token"),
                     self._field(self.token, self.token_test, below=[self.token_msg]))
         form.addRow(self.tr("Portal plan"), self._field(self.plan, below=[self.keyring_note]))
+        app_group = self._app_group(settings)
 
         # listener
         ls = settings.listener
@@ -228,7 +231,7 @@ class SettingsDialog(QDialog):
 
         body = QWidget(self)
         body_layout = QVBoxLayout(body)
-        for group in (portal, listener, target, interface):
+        for group in (portal, app_group, listener, target, interface):
             body_layout.addWidget(group)
         body_layout.addStretch(1)
         scroll = QScrollArea(self)
@@ -255,6 +258,29 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.save_msg)
         layout.addWidget(self.buttons)
+
+    def _app_group(self, settings: Settings) -> QGroupBox:
+        """A local application signed in through the browser: used when no webhook is set."""
+        portal = settings.portal
+        self.app_portal = QLineEdit(portal.portal_url, self)
+        self.app_portal.setPlaceholderText("https://example.bitrix24.ru")
+        self.app_client_id = QLineEdit(portal.client_id, self)
+        self.app_secret = SecretEdit(self)
+        self.app_secret.edit.setPlaceholderText(self.tr("unchanged"))
+        self.app_offline = QCheckBox(self.tr("Offline events (changes within about 2 s)"), self)
+        self.app_offline.setChecked(portal.offline_events)
+        hint = self._hint(self.tr(
+            "Used when the inbound webhook URL above is empty. The portal shows the client ID "
+            "and secret under Applications → Developer resources → Other → Local application. "
+            "After saving, sign in from the main window (a portal administrator, for offline "
+            "events)."))
+        group = QGroupBox(self.tr("Local application"), self)
+        form = self._form(group)
+        form.addRow(self.tr("Portal address"), self.app_portal)
+        form.addRow(self.tr("Client ID"), self.app_client_id)
+        form.addRow(self.tr("Client secret"), self._field(self.app_secret))
+        form.addRow("", self._field(self.app_offline, below=[hint]))
+        return group
 
     # -- the mapping page -----------------------------------------------------------------------
     def _target_choice(self) -> tuple[str, str]:
@@ -406,10 +432,46 @@ class SettingsDialog(QDialog):
                         self.tr("The public URL reaches this app."))
 
     def test_target(self) -> None:
-        url = self.target_url.text().strip() or self.target_url.placeholderText()
-        table = self.target_table.text().strip() or "deal"
-        self._run_check(lambda: service.check_target_url(url, table), self.target_msg,
-                        self.target_test, self.tr("The database accepts writes to the table."))
+        """Reachable, the table there and fitting the mapping, writable — and nothing written
+        (the doctor's reflection and privilege queries)."""
+        from ..doctor import PROBLEM, Finding, inspect_target
+        from .doctordialog import finding_text
+
+        try:
+            settings = self._edited_settings()
+        except ConfigError as exc:
+            self._show_config_error(exc)
+            return
+        secrets = self.controller.secrets
+        message, button = self.target_msg, self.target_test
+        message.show_busy(self.tr("Checking…"))
+        button.setEnabled(False)
+
+        def inspect():
+            probe = None
+            try:
+                probe = service.Monitor(settings, secrets=secrets, listen=False)
+                return inspect_target(probe)
+            except Exception as exc:  # e.g. a URL SQLAlchemy cannot parse
+                return Finding("target.unreachable", PROBLEM, {
+                    "table": settings.target.table, "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                if probe is not None:
+                    probe.stop()
+
+        def done(finding) -> None:
+            button.setEnabled(True)
+            text, action = finding_text(finding)
+            if finding.level in ("ok", "info"):
+                message.show_ok(text)
+            else:
+                message.show_error(f"{text} {action}".strip())
+
+        def failed(exc: Exception) -> None:
+            button.setEnabled(True)
+            message.show_error(texts.error_text(f"{type(exc).__name__}: {exc}"))
+
+        self._tasks.append(run_in_background(inspect, done, failed, name="check", owner=self))
 
     def test_notification(self) -> None:
         from .controller import Notice
@@ -425,6 +487,10 @@ class SettingsDialog(QDialog):
         settings = base.replace(
             "portal", webhook_url=self.webhook.text(),
             application_token=self.token.text(), plan=self.plan.currentData())
+        settings = settings.replace(
+            "portal", portal_url=self.app_portal.text().strip().rstrip("/"),
+            client_id=self.app_client_id.text().strip(),
+            offline_events=self.app_offline.isChecked())
         settings = settings.replace(
             "listener", host=self.host.text().strip(), port=self.port.value(),
             path=self.path.text().strip() or "/bitrix24/events",
@@ -477,6 +543,12 @@ class SettingsDialog(QDialog):
         settings = self.build_settings()
         if settings is None or not self._save_autostart():
             return
+        if self.app_secret.text():
+            try:
+                self.controller.secrets.set(CLIENT_SECRET_KEY, self.app_secret.text())
+            except SecretStoreUnavailable as exc:
+                self.save_msg.show_error(texts.error_text(str(exc)))
+                return
         store = ui_settings()
         store.setValue("notifications/failures", self.notify_failures.isChecked())
         store.setValue("notifications/production", self.notify_production.isChecked())

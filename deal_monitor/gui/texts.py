@@ -97,6 +97,7 @@ def _event_label(event: str) -> str:
         "ONCRMDEALMOVETOCATEGORY": QCoreApplication.translate("Texts", "Deal moved to a pipeline"),
         "RESYNC": QCoreApplication.translate("Texts", "Resync"),
         "RECONCILE": QCoreApplication.translate("Texts", "Reconciliation"),
+        "POLL": QCoreApplication.translate("Texts", "Change poll"),
         "ONAPPINSTALL": QCoreApplication.translate("Texts", "App installed"),
         "ONAPPUNINSTALL": QCoreApplication.translate("Texts", "App removed"),
     }
@@ -596,6 +597,37 @@ def config_problem_text(key: str, problem: str) -> str:
     return problem if translated is None else translated
 
 
+def sign_in_error(code: str) -> str:
+    """How a browser sign-in failed (``SignInResult.error``), in words, with what to do."""
+    texts = {
+        "denied": QCoreApplication.translate(
+            "Texts", "The portal did not allow the application: approve it on the portal's page, "
+            "or ask a portal administrator."),
+        "exchange_failed": QCoreApplication.translate(
+            "Texts", "The portal did not accept the application's code: check the client ID and "
+            "the client secret, then sign in again."),
+        "timeout": QCoreApplication.translate(
+            "Texts", "The browser did not come back in time: press the button and approve the "
+            "application again."),
+        "cancelled": QCoreApplication.translate("Texts", "The sign-in was cancelled."),
+    }
+    return texts.get(code, code)
+
+
+def sign_in_waiting() -> str:
+    """While the browser shows the portal's consent page."""
+    return QCoreApplication.translate(
+        "Texts", "Waiting for the browser: approve the application on the portal's page…")
+
+
+def offline_bind_failed(error: str) -> str:
+    """Signed in, but binding the offline events was refused (not an administrator)."""
+    return QCoreApplication.translate(
+        "Texts", "Signed in, but the offline events could not be bound (%1). A portal "
+        "administrator must sign in; until then changes come with reconciliation.").replace(
+            "%1", error_text(error))
+
+
 def field_label(code: str) -> str:
     """A deal field's name for the field-change list (the raw code for custom fields)."""
     return _cached("field", code, _field_label)
@@ -639,7 +671,10 @@ __all__ = [
     "history_kind_label",
     "history_text",
     "hint_text",
+    "offline_bind_failed",
     "retry_label",
+    "sign_in_error",
+    "sign_in_waiting",
     "source_label",
     "state_label",
     "status_label",

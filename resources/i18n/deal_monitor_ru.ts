@@ -305,6 +305,305 @@ Stop it first, or use it.</source>
         </message>
     </context>
     <context>
+        <name>DoctorDialog</name>
+        <message>
+            <source>Settings are valid ({mode_text}).</source>
+            <translation>Настройки в порядке ({mode_text}).</translation>
+        </message>
+        <message>
+            <source>No portal is configured.</source>
+            <translation>Портал не настроен.</translation>
+        </message>
+        <message>
+            <source>Enter an inbound webhook URL, or the address, client ID and secret of a local application.</source>
+            <translation>Введите адрес входящего вебхука или адрес портала, client ID и секрет локального приложения.</translation>
+        </message>
+        <message>
+            <source>Events reach this computer over plain http:// at {url} (a private address; allowed by portal.allow_private_http).</source>
+            <translation>События приходят на этот компьютер по незащищённому http:// на {url} (частный адрес; разрешено настройкой portal.allow_private_http).</translation>
+        </message>
+        <message>
+            <source>Use it only inside a trusted network; anyone on it can read the application token.</source>
+            <translation>Используйте это только в доверенной сети: любой в ней может прочитать токен приложения.</translation>
+        </message>
+        <message>
+            <source>The inbound webhook address is set.</source>
+            <translation>Адрес входящего вебхука задан.</translation>
+        </message>
+        <message>
+            <source>The application's client secret is missing.</source>
+            <translation>Не задан секрет (client secret) приложения.</translation>
+        </message>
+        <message>
+            <source>Enter it in the settings.</source>
+            <translation>Введите его в настройках.</translation>
+        </message>
+        <message>
+            <source>The application's client secret is set.</source>
+            <translation>Секрет (client secret) приложения задан.</translation>
+        </message>
+        <message>
+            <source>Push mode needs the outgoing webhook's application token.</source>
+            <translation>Для приёма событий нужен токен приложения исходящего вебхука.</translation>
+        </message>
+        <message>
+            <source>Copy the token the portal shows for the outgoing webhook into the settings.</source>
+            <translation>Скопируйте в настройки токен, который портал показывает для исходящего вебхука.</translation>
+        </message>
+        <message>
+            <source>Signed in to the portal; {storage}.</source>
+            <translation>Вход в портал выполнен; {storage}.</translation>
+        </message>
+        <message>
+            <source>Not signed in to the portal ({reason}).</source>
+            <translation>Вход в портал не выполнен ({reason}).</translation>
+        </message>
+        <message>
+            <source>Press “Sign in with Bitrix24” and approve the application.</source>
+            <translation>Нажмите «Войти через Битрикс24» и разрешите доступ приложению.</translation>
+        </message>
+        <message>
+            <source>The portal answers at {domain} ({seconds} s).</source>
+            <translation>Портал отвечает по адресу {domain} ({seconds} с).</translation>
+        </message>
+        <message>
+            <source>The portal does not answer: {error}.</source>
+            <translation>Портал не отвечает: {error}.</translation>
+        </message>
+        <message>
+            <source>Check the address and this computer's internet connection.</source>
+            <translation>Проверьте адрес и подключение этого компьютера к интернету.</translation>
+        </message>
+        <message>
+            <source>The portal refused the credentials: {error}.</source>
+            <translation>Портал отклонил учётные данные: {error}.</translation>
+        </message>
+        <message>
+            <source>Check the webhook address (it changes when the webhook is edited) or sign in again.</source>
+            <translation>Проверьте адрес вебхука (он меняется при редактировании вебхука) или войдите снова.</translation>
+        </message>
+        <message>
+            <source>The {who} has no access to CRM (scopes: {scopes}).</source>
+            <translation>Нет доступа к CRM ({who}; права: {scopes}).</translation>
+        </message>
+        <message>
+            <source>Edit the webhook or application in the portal and tick the CRM scope.</source>
+            <translation>Откройте вебхук или приложение в портале и отметьте право «CRM».</translation>
+        </message>
+        <message>
+            <source>CRM access is granted (scopes: {scopes}).</source>
+            <translation>Доступ к CRM есть (права: {scopes}).</translation>
+        </message>
+        <message>
+            <source>Offline events are bound for {events}.</source>
+            <translation>Офлайн-события подключены: {events}.</translation>
+        </message>
+        <message>
+            <source>Offline events are not bound for {events}.</source>
+            <translation>Офлайн-события не подключены: {events}.</translation>
+        </message>
+        <message>
+            <source>Sign in again as a portal administrator (or run: main.py --config FILE bind --offline).</source>
+            <translation>Войдите снова как администратор портала (или выполните: main.py --config ФАЙЛ bind --offline).</translation>
+        </message>
+        <message>
+            <source>Events are bound to {url}.</source>
+            <translation>События направлены на {url}.</translation>
+        </message>
+        <message>
+            <source>Events are not bound to {url} for {events}.</source>
+            <translation>События {events} не направлены на {url}.</translation>
+        </message>
+        <message>
+            <source>Run: main.py --config FILE bind (the portal must reach that address).</source>
+            <translation>Выполните: main.py --config ФАЙЛ bind (портал должен достучаться до этого адреса).</translation>
+        </message>
+        <message>
+            <source>The bound handlers could not be read: {error}.</source>
+            <translation>Не удалось прочитать подключённые обработчики: {error}.</translation>
+        </message>
+        <message>
+            <source>Changes waiting in the portal's offline queue: {count}.</source>
+            <translation>Изменений в офлайн-очереди портала: {count}.</translation>
+        </message>
+        <message>
+            <source>The offline queue could not be read: {error}.</source>
+            <translation>Не удалось прочитать офлайн-очередь: {error}.</translation>
+        </message>
+        <message>
+            <source>event.test was accepted by the portal.</source>
+            <translation>Портал принял event.test.</translation>
+        </message>
+        <message>
+            <source>event.test failed: {error}.</source>
+            <translation>event.test не прошёл: {error}.</translation>
+        </message>
+        <message>
+            <source>Check that the application is installed and active.</source>
+            <translation>Проверьте, что приложение установлено и активно.</translation>
+        </message>
+        <message>
+            <source>The last event came {ago} ago, source: {source}{addr}.</source>
+            <translation>Последнее событие пришло {ago} назад, источник: {source}{addr}.</translation>
+        </message>
+        <message>
+            <source>No event has arrived yet.</source>
+            <translation>Событий пока не было.</translation>
+        </message>
+        <message>
+            <source>No pushed event has arrived yet.</source>
+            <translation>Ни одно событие от портала ещё не пришло.</translation>
+        </message>
+        <message>
+            <source>Check the outgoing webhook's handler address: the portal must reach {url} from the internet (or your LAN for an on-premise portal).</source>
+            <translation>Проверьте адрес обработчика исходящего вебхука: портал должен достучаться до {url} из интернета (или из вашей сети для коробочного портала).</translation>
+        </message>
+        <message>
+            <source>The last change poll ran at {at} (every {interval} s).</source>
+            <translation>Последний опрос изменений: {at} (каждые {interval} с).</translation>
+        </message>
+        <message>
+            <source>The change poll has not run yet (every {interval} s).</source>
+            <translation>Опроса изменений ещё не было (каждые {interval} с).</translation>
+        </message>
+        <message>
+            <source>The first poll follows the start-up reconciliation.</source>
+            <translation>Первый опрос идёт после сверки при запуске.</translation>
+        </message>
+        <message>
+            <source>The change poll is off: changes come in only with reconciliation every {minutes} min.</source>
+            <translation>Опрос изменений выключен: изменения приходят только со сверкой раз в {minutes} мин.</translation>
+        </message>
+        <message>
+            <source>Set sync.poll_seconds (10 is a good start).</source>
+            <translation>Задайте sync.poll_seconds (для начала подойдёт 10).</translation>
+        </message>
+        <message>
+            <source>The target database answers; table {table} can be written.</source>
+            <translation>Рабочая база отвечает; в таблицу {table} можно писать.</translation>
+        </message>
+        <message>
+            <source>The target database answers; table {table} does not exist yet and will be created.</source>
+            <translation>Рабочая база отвечает; таблицы {table} пока нет, она будет создана.</translation>
+        </message>
+        <message>
+            <source>The target database does not answer: {error}.</source>
+            <translation>Рабочая база не отвечает: {error}.</translation>
+        </message>
+        <message>
+            <source>Check the database URL, the server, the user and the password.</source>
+            <translation>Проверьте адрес базы, сервер, пользователя и пароль.</translation>
+        </message>
+        <message>
+            <source>Table {table} does not exist in the target database.</source>
+            <translation>В рабочей базе нет таблицы {table}.</translation>
+        </message>
+        <message>
+            <source>Create it, or choose the default preset, which creates its own.</source>
+            <translation>Создайте её или выберите стандартную схему, которая создаёт свою таблицу.</translation>
+        </message>
+        <message>
+            <source>The mapping does not fit table {table}: {error}.</source>
+            <translation>Сопоставление не подходит к таблице {table}: {error}.</translation>
+        </message>
+        <message>
+            <source>Fix the mapping on the Production table page.</source>
+            <translation>Исправьте сопоставление на странице «Рабочая таблица».</translation>
+        </message>
+        <message>
+            <source>The target database user cannot write table {table} ({missing}).</source>
+            <translation>Пользователь рабочей базы не может писать в таблицу {table} ({missing}).</translation>
+        </message>
+        <message>
+            <source>Grant INSERT and UPDATE on it (CREATE where the table is created).</source>
+            <translation>Выдайте права INSERT и UPDATE на неё (и CREATE, если таблица создаётся).</translation>
+        </message>
+        <message>
+            <source>The local state database is fine ({queued} queued, {failed} failed).</source>
+            <translation>Локальная база в порядке (в очереди: {queued}, с ошибкой: {failed}).</translation>
+        </message>
+        <message>
+            <source>The local state database does not exist yet (created at the first start).</source>
+            <translation>Локальной базы пока нет (она создаётся при первом запуске).</translation>
+        </message>
+        <message>
+            <source>The local state database has a problem: {error}.</source>
+            <translation>Проблема с локальной базой: {error}.</translation>
+        </message>
+        <message>
+            <source>Check the data folder's disk space and permissions.</source>
+            <translation>Проверьте свободное место и права доступа к папке данных.</translation>
+        </message>
+        <message>
+            <source>The event listener runs at {url}.</source>
+            <translation>Приём событий работает на {url}.</translation>
+        </message>
+        <message>
+            <source>Port {port} on {host} is free for the event listener.</source>
+            <translation>Порт {port} на {host} свободен для приёма событий.</translation>
+        </message>
+        <message>
+            <source>The event listener cannot use {host}:{port}: {error}.</source>
+            <translation>Приём событий не может использовать {host}:{port}: {error}.</translation>
+        </message>
+        <message>
+            <source>Stop the other program on that port or choose another port.</source>
+            <translation>Остановите другую программу на этом порту или выберите другой порт.</translation>
+        </message>
+        <message>
+            <source>The event listener is switched off.</source>
+            <translation>Приём событий выключен.</translation>
+        </message>
+        <message>
+            <source>pull mode: inbound webhook, changes polled</source>
+            <translation>режим опроса: входящий вебхук, изменения запрашиваются</translation>
+        </message>
+        <message>
+            <source>push mode: inbound and outgoing webhook</source>
+            <translation>приём событий: входящий и исходящий вебхук</translation>
+        </message>
+        <message>
+            <source>local application</source>
+            <translation>локальное приложение</translation>
+        </message>
+        <message>
+            <source>local application with offline events</source>
+            <translation>локальное приложение с офлайн-событиями</translation>
+        </message>
+        <message>
+            <source>nothing configured</source>
+            <translation>ничего не настроено</translation>
+        </message>
+        <message>
+            <source>Check connection</source>
+            <translation>Проверка подключения</translation>
+        </message>
+        <message>
+            <source>Check again</source>
+            <translation>Проверить снова</translation>
+        </message>
+        <message>
+            <source>Each line is one thing that must work; a problem says what to do.</source>
+            <translation>Каждая строка — то, что должно работать; у проблемы сказано, что делать.</translation>
+        </message>
+        <message>
+            <source>Checking…</source>
+            <translation>Проверяю…</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n problem(s) found.</source>
+            <translation>
+                <numerusform>Найдена %n проблема.</numerusform>
+                <numerusform>Найдены %n проблемы.</numerusform>
+                <numerusform>Найдено %n проблем.</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>No problem found.</source>
+            <translation>Проблем не найдено.</translation>
+        </message>
+    </context>
+    <context>
         <name>DryRun</name>
         <message>
             <source>new row</source>
@@ -558,6 +857,98 @@ Stop it first, or use it.</source>
         <message>
             <source>Enter the inbound webhook URL.</source>
             <translation>Введите адрес входящего вебхука.</translation>
+        </message>
+        <message>
+            <source>Three ways in, whether or not the portal can reach this computer.</source>
+            <translation>Три способа — независимо от того, может ли портал достучаться до этого компьютера.</translation>
+        </message>
+        <message>
+            <source>Can the portal reach this computer?</source>
+            <translation>Может ли портал достучаться до этого компьютера?</translation>
+        </message>
+        <message>
+            <source>A cloud portal can send events only to a public address (a tunnel, a reverse proxy, or this computer in the same network as an on-premise portal). An office computer behind a router usually has none — then choose one of the first two.</source>
+            <translation>Облачный портал может отправлять события только на публичный адрес (туннель, обратный прокси или этот компьютер в одной сети с коробочным порталом). У офисного компьютера за роутером такого адреса обычно нет — тогда выберите один из первых двух вариантов.</translation>
+        </message>
+        <message>
+            <source>No — check the portal for changes (pull mode)</source>
+            <translation>Нет — запрашивать изменения у портала (режим опроса)</translation>
+        </message>
+        <message>
+            <source>Needs: an inbound webhook URL only. Changes arrive within about the poll interval (10 s).</source>
+            <translation>Нужно: только адрес входящего вебхука. Изменения приходят примерно за интервал опроса (10 с).</translation>
+        </message>
+        <message>
+            <source>No — local application with offline events</source>
+            <translation>Нет — локальное приложение с офлайн-событиями</translation>
+        </message>
+        <message>
+            <source>Needs: the portal address, client ID and client secret of a local application, and a sign-in in the browser (a portal administrator). Changes arrive within about 2 s.</source>
+            <translation>Нужно: адрес портала, client ID и client secret локального приложения и вход через браузер (администратор портала). Изменения приходят примерно за 2 с.</translation>
+        </message>
+        <message>
+            <source>Yes — the portal can reach a public address</source>
+            <translation>Да — портал может достучаться до публичного адреса</translation>
+        </message>
+        <message>
+            <source>Needs: an inbound webhook, an outgoing webhook's application token and a public https address for this computer. Changes arrive within about 1 s.</source>
+            <translation>Нужно: входящий вебхук, токен приложения исходящего вебхука и публичный https-адрес этого компьютера. Изменения приходят примерно за 1 с.</translation>
+        </message>
+        <message>
+            <source>Pull mode: an inbound webhook</source>
+            <translation>Режим опроса: входящий вебхук</translation>
+        </message>
+        <message>
+            <source>Deal Monitor asks the portal every 10 seconds which deals changed; nothing has to reach this computer. In Bitrix24 open Developer resources → Other → Inbound webhook, allow CRM, and copy the URL.</source>
+            <translation>Deal Monitor каждые 10 секунд спрашивает портал, какие сделки изменились; до этого компьютера ничего не должно доходить. В Битрикс24 откройте Разработчикам → Другое → Входящий вебхук, разрешите CRM и скопируйте адрес.</translation>
+        </message>
+        <message>
+            <source>Local application, signed in through the browser</source>
+            <translation>Локальное приложение со входом через браузер</translation>
+        </message>
+        <message>
+            <source>In Bitrix24 open Applications → Developer resources → Other → Local application (in the Russian interface: Приложения → Разработчикам → Другое → Локальное приложение). Tick “Uses only API”, allow CRM, save, and copy the application code (client_id) and key (client_secret) the portal then shows.</source>
+            <translation>В Битрикс24 откройте Приложения → Разработчикам → Другое → Локальное приложение (в английском интерфейсе: Applications → Developer resources → Other → Local application). Отметьте «Использует только API», разрешите CRM, сохраните и скопируйте показанные порталом код приложения (client_id) и ключ приложения (client_secret).</translation>
+        </message>
+        <message>
+            <source>Sign in with Bitrix24</source>
+            <translation>Войти через Битрикс24</translation>
+        </message>
+        <message>
+            <source>Portal address</source>
+            <translation>Адрес портала</translation>
+        </message>
+        <message>
+            <source>Client ID</source>
+            <translation>Код приложения (client_id)</translation>
+        </message>
+        <message>
+            <source>Client secret</source>
+            <translation>Ключ приложения (client_secret)</translation>
+        </message>
+        <message>
+            <source>Public address: the portal sends events</source>
+            <translation>Публичный адрес: портал отправляет события</translation>
+        </message>
+        <message>
+            <source>Enter the portal address, for example https://example.bitrix24.ru.</source>
+            <translation>Введите адрес портала, например https://example.bitrix24.ru.</translation>
+        </message>
+        <message>
+            <source>Enter the client ID and the client secret.</source>
+            <translation>Введите код приложения (client_id) и ключ (client_secret).</translation>
+        </message>
+        <message>
+            <source>Signed in. Binding the offline events…</source>
+            <translation>Вход выполнен. Подключаю офлайн-события…</translation>
+        </message>
+        <message>
+            <source>Signed in; offline events are bound. Press Connect.</source>
+            <translation>Вход выполнен, офлайн-события подключены. Нажмите «Подключить».</translation>
+        </message>
+        <message>
+            <source>Bitrix24 must reach this computer: a tunnel or a reverse proxy gives it a public https address that forwards to the port below (set that address later in Settings → Public URL); an on-premise portal in the same network can use this computer's address.</source>
+            <translation>Битрикс24 должен достучаться до этого компьютера: туннель или обратный прокси дают ему публичный https-адрес, который ведёт на порт ниже (этот адрес задаётся потом в Настройки → Публичный адрес); коробочный портал в той же сети может использовать адрес этого компьютера.</translation>
         </message>
     </context>
     <context>
@@ -940,6 +1331,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>about %1 left</source>
             <translation>осталось около %1</translation>
+        </message>
+        <message>
+            <source>Check connection…</source>
+            <translation>Проверить подключение…</translation>
         </message>
     </context>
     <context>
@@ -1493,6 +1888,49 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>%1 answered HTTP %2, not Deal Monitor: check that it forwards to this computer's listener.</source>
             <translation>%1 ответил HTTP %2, это не Deal Monitor: проверьте, что запросы перенаправляются на приёмник событий этого компьютера.</translation>
+        </message>
+        <message>
+            <source>unchanged</source>
+            <translation>без изменений</translation>
+        </message>
+        <message>
+            <source>Offline events (changes within about 2 s)</source>
+            <translation>Офлайн-события (изменения примерно за 2 с)</translation>
+        </message>
+        <message>
+            <source>Used when the inbound webhook URL above is empty. The portal shows the client ID and secret under Applications → Developer resources → Other → Local application. After saving, sign in from the main window (a portal administrator, for offline events).</source>
+            <translation>Используется, когда адрес входящего вебхука выше пуст. Код и ключ приложения портал показывает в разделе Приложения → Разработчикам → Другое → Локальное приложение. После сохранения войдите из главного окна (для офлайн-событий — администратором портала).</translation>
+        </message>
+        <message>
+            <source>Local application</source>
+            <translation>Локальное приложение</translation>
+        </message>
+        <message>
+            <source>Portal address</source>
+            <translation>Адрес портала</translation>
+        </message>
+        <message>
+            <source>Client ID</source>
+            <translation>Код приложения</translation>
+        </message>
+        <message>
+            <source>Client secret</source>
+            <translation>Ключ приложения</translation>
+        </message>
+    </context>
+    <context>
+        <name>SignInBar</name>
+        <message>
+            <source>The portal needs a new sign-in; until then nothing is read from it.</source>
+            <translation>Нужно снова войти в портал; до тех пор из него ничего не читается.</translation>
+        </message>
+        <message>
+            <source>Sign in again</source>
+            <translation>Войти снова</translation>
+        </message>
+        <message>
+            <source>Signed in to the portal again.</source>
+            <translation>Вход в портал снова выполнен.</translation>
         </message>
     </context>
     <context>
@@ -2219,6 +2657,34 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Amount entered by hand</source>
             <translation>Сумма введена вручную</translation>
+        </message>
+        <message>
+            <source>The portal did not allow the application: approve it on the portal's page, or ask a portal administrator.</source>
+            <translation>Портал не разрешил доступ приложению: разрешите его на странице портала или обратитесь к администратору портала.</translation>
+        </message>
+        <message>
+            <source>The portal did not accept the application's code: check the client ID and the client secret, then sign in again.</source>
+            <translation>Портал не принял код приложения: проверьте client_id и client_secret и войдите снова.</translation>
+        </message>
+        <message>
+            <source>The browser did not come back in time: press the button and approve the application again.</source>
+            <translation>Браузер не вернулся вовремя: нажмите кнопку и снова разрешите доступ приложению.</translation>
+        </message>
+        <message>
+            <source>The sign-in was cancelled.</source>
+            <translation>Вход отменён.</translation>
+        </message>
+        <message>
+            <source>Change poll</source>
+            <translation>Опрос изменений</translation>
+        </message>
+        <message>
+            <source>Waiting for the browser: approve the application on the portal's page…</source>
+            <translation>Жду браузер: разрешите доступ приложению на странице портала…</translation>
+        </message>
+        <message>
+            <source>Signed in, but the offline events could not be bound (%1). A portal administrator must sign in; until then changes come with reconciliation.</source>
+            <translation>Вход выполнен, но офлайн-события подключить не удалось (%1). Войти должен администратор портала; до тех пор изменения приходят со сверкой.</translation>
         </message>
     </context>
     <context>
