@@ -545,6 +545,14 @@ def _config_problem_table() -> dict[str, str]:
         "a custom mapping needs at least one column": QCoreApplication.translate(
             "Texts", "a custom mapping needs at least one column"
         ),
+        "not a database URL (sqlite:///state.db or postgresql+psycopg://user@host/db)": (
+            QCoreApplication.translate(
+                "Texts",
+                "not a database URL (sqlite:///state.db or postgresql+psycopg://user@host/db)")
+        ),
+        "must be a whole number (the settings file's format)": QCoreApplication.translate(
+            "Texts", "must be a whole number (the settings file's format)"
+        ),
     }
 
 
@@ -565,6 +573,15 @@ def _config_problem_patterns():
          lambda: QCoreApplication.translate("Texts", "file not found: %1")),
         (re.compile(r"not valid TOML \((.+)\)", re.S),
          lambda: QCoreApplication.translate("Texts", "not valid TOML (%1)")),
+        (re.compile(r"this file is for a newer Deal Monitor \(format (\S+), this one reads "
+                    r"up to (\S+)\)"),
+         lambda: QCoreApplication.translate(
+             "Texts", "this file is for a newer Deal Monitor (format %1, this one reads up to %2)")),
+        (re.compile(r"(\S+) cannot hold the state DB: use SQLite \(sqlite:///state\.db\) or "
+                    r"PostgreSQL \(postgresql\+psycopg://user@host/db\)"),
+         lambda: QCoreApplication.translate(
+             "Texts", "%1 cannot hold the state DB: use SQLite (sqlite:///state.db) or "
+                      "PostgreSQL (postgresql+psycopg://user@host/db)")),
     )
 
 

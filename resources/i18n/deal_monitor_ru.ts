@@ -2522,6 +2522,22 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>нужно больше 0</translation>
         </message>
         <message>
+            <source>not a database URL (sqlite:///state.db or postgresql+psycopg://user@host/db)</source>
+            <translation>это не адрес базы данных (sqlite:///state.db или postgresql+psycopg://user@host/db)</translation>
+        </message>
+        <message>
+            <source>must be a whole number (the settings file&apos;s format)</source>
+            <translation>нужно целое число (формат файла настроек)</translation>
+        </message>
+        <message>
+            <source>this file is for a newer Deal Monitor (format %1, this one reads up to %2)</source>
+            <translation>файл от более новой версии Deal Monitor (формат %1, эта версия читает до %2)</translation>
+        </message>
+        <message>
+            <source>%1 cannot hold the state DB: use SQLite (sqlite:///state.db) or PostgreSQL (postgresql+psycopg://user@host/db)</source>
+            <translation>%1 не подходит для базы состояния: нужна SQLite (sqlite:///state.db) или PostgreSQL (postgresql+psycopg://user@host/db)</translation>
+        </message>
+        <message>
             <source>must be a plain SQL identifier</source>
             <translation>нужно простое имя SQL: латинские буквы, цифры и «_», не с цифры, до 63 символов</translation>
         </message>
