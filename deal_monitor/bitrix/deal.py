@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
@@ -29,12 +29,13 @@ def parse_datetime(value: Any) -> datetime | None:
 def portal_date(value: Any) -> date | None:
     """The calendar day the portal shows for a date field.
 
-    Bitrix24 keeps a date field as a day and renders it as a datetime at a midnight: local
-    midnight in the portal's offset (``2024-09-09T00:00:00+03:00``, the 8th in UTC), or UTC
-    midnight shown in the current offset (the docs' ``2024-09-09T02:00:00+02:00``; a New York
-    portal sends 15 January as ``2027-01-14T19:00:00-05:00``). An exact UTC midnight is that
-    UTC day; anything else (local midnight, or a real datetime mapped to a date column) is the
-    date as written — converting to UTC would move it to another day.
+    Bitrix24 keeps a date field as a day and renders it with ``CRestUtil::ConvertDate``: the
+    portal's local midnight plus its *current* UTC offset, shown in the offset of that instant
+    (the docs' ``2024-09-09T02:00:00+02:00``; a New York portal sends 15 January as
+    ``2027-01-14T19:00:00-05:00``, and 15 July, asked in winter, one DST hour off UTC
+    midnight). That instant lies within an hour of the UTC midnight that starts the day: such
+    a value is that UTC day. Anything else — local midnight (``2024-09-09T00:00:00+03:00``), or a real datetime
+    mapped to a date column — is the date as written; converting it to UTC would move it.
     """
     if not value or not isinstance(value, str):
         return None
@@ -47,8 +48,9 @@ def portal_date(value: Any) -> date | None:
         return None
     if moment.tzinfo is not None and moment.utcoffset():
         utc = moment.astimezone(UTC)
-        if (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0):
-            return utc.date()
+        nearest = (utc + timedelta(hours=12)).replace(hour=0, minute=0, second=0, microsecond=0)
+        if abs(utc - nearest) <= timedelta(hours=1):
+            return nearest.date()
     return moment.date()
 
 
