@@ -24,7 +24,6 @@ class ComponentHealth:
     last_error: str = ""
     last_error_at: datetime | None = None
     failures: int = 0
-    recovered_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +68,6 @@ class HealthBoard:
                 return
             part.ok = True
             part.stopped = False
-            part.recovered_at = datetime.now(UTC)
             if name in self._order:
                 self._order.remove(name)
 

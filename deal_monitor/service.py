@@ -619,7 +619,7 @@ class Monitor:
             self.intake_failures += 1
             detail = str(getattr(exc, "orig", None) or exc)[:200]
             self.board.failed("intake", f"events cannot be stored: {type(exc).__name__}: {detail}")
-            self.publish_status(force=True)
+            self.publish_status()  # a flag: the status thread's queries stay off this thread
             raise
         self.board.recovered("intake")
         if self._intake_gap:

@@ -72,7 +72,7 @@ class SupervisedThread:
                     delay = min(delay * 2, self.max_backoff)
                     continue
                 return  # the loop ended by itself (stop set, or nothing more to do)
-        except BaseException as exc:  # noqa: BLE001 - recorded, then the thread ends
+        except BaseException as exc:  # recorded in health, then the thread ends
             ended = f"ended: {type(exc).__name__}"
             raise
         finally:

@@ -191,10 +191,16 @@ def test_a_non_object_result_is_a_counted_attempt(tmp_path, running):
         wait_for(lambda: attempts() >= 1, timeout=30)
         row = [e for e in monitor.events() if e.deal_id == deal and e.source.value == "push"][0]
         assert row.status == EventStatus.QUEUED and "not an object" in row.error
-        monitor.state.release_backoff()
-        monitor.worker.wake()
-        wait_for(lambda: target_titles(monitor.where.target_url).get(deal) == "after junk"
-                 or (monitor.state.release_backoff() and False), timeout=90)
+
+
+        def retried_until_synced() -> bool:
+            monitor.state.release_backoff()  # skip the backoff waits, not the attempts
+            monitor.worker.wake()
+            return target_titles(monitor.where.target_url).get(deal) == "after junk"
+
+        wait_for(retried_until_synced, timeout=90)
+        assert monitor.client.stats.bad_answers == 3  # each junk answer counted once
+        assert monitor.worker.crashes == 0
 
 
 def test_readiness_is_503_while_the_target_is_down_and_200_after(tmp_path, running, monkeypatch):
