@@ -108,6 +108,7 @@ class HealthBoard:
             return {name: part.as_dict() for name, part in sorted(self._parts.items())}
 
     def summary(self) -> str:
-        """One line for the window's status: the failing components and their errors."""
+        """One line for the window's status: the failing components' errors, newest first
+        (each error says what failed: "reconciliation: …", "target database: …")."""
         parts = self.failing()
-        return "; ".join(f"{name}: {error}" if error else name for name, error in reversed(parts))
+        return "; ".join(error or name for name, error in reversed(parts))

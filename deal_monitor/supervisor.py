@@ -67,7 +67,8 @@ class SupervisedThread:
                     log.error("the %s thread failed (%s); starting it again in %.0f s",
                               self.name, type(exc).__name__, delay, exc_info=True)
                     if self.board is not None:
-                        self.board.failed(self.name, f"internal error: {type(exc).__name__}: {exc}")
+                        self.board.failed(self.name, f"{self.name}: internal error: "
+                                                  f"{type(exc).__name__}: {exc}")
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.max_backoff)
                     continue

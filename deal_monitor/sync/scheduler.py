@@ -91,7 +91,8 @@ class Scheduler:
                 self.tick_failures += 1
                 log.error("scheduler tick failed (%s); going on in %.0f s", type(exc).__name__,
                           pause, exc_info=True)
-                self.board.failed("scheduler", f"internal error: {type(exc).__name__}: {exc}")
+                self.board.failed("scheduler",
+                                  f"scheduler: internal error: {type(exc).__name__}: {exc}")
                 self._due = self._mono() + pause  # the work that failed is tried again
                 self._stop.wait(pause)
                 pause = min(pause * 2, 300.0)

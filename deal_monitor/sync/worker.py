@@ -211,7 +211,7 @@ class SyncWorker:
             except Exception as exc:  # keep the thread alive; rows stay queued
                 self.crashes += 1
                 log.exception("sync pass failed")
-                error = f"internal error: {type(exc).__name__}: {exc}"
+                error = f"sync pass: internal error: {type(exc).__name__}: {exc}"
                 self.board.failed("worker", error)
                 if isinstance(exc, DBAPIError):  # the state DB (the target's are TargetError)
                     self.board.failed("state", f"state database: {str(exc.orig or exc)[:200]}")
