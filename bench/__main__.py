@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import loadgen, report, scenarios, simhost
+from . import connect, loadgen, report, scenarios, simhost
 from .harness import MachineLoad, quiet_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STEPS = ("intake", "freshness", "cost", "resync", "resync_large", "corruption")
+STEPS = ("intake", "freshness", "connect", "cost", "resync", "resync_large", "corruption")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             step("intake", scenarios.intake, sizes)
         if "freshness" in steps:
             step("freshness", scenarios.freshness, sizes)
+        if "connect" in steps:
+            step("connect", connect.connect, sizes)
         if "cost" in steps:
             step("portal_cost", scenarios.portal_cost, sizes)
         if "resync" in steps:

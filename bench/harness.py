@@ -46,11 +46,12 @@ def monitor_settings(info: dict[str, str], data_dir: Path, **sections: dict[str,
 
 
 @contextmanager
-def running_monitor(settings) -> Iterator[Monitor]:
-    """A started Monitor whose start-up reconciliation has finished."""
+def running_monitor(settings, tokens: MemoryStore | None = None) -> Iterator[Monitor]:
+    """A started Monitor whose start-up reconciliation has finished (``tokens``: an OAuth
+    app's stored tokens, as the keyring would hold them)."""
     data_dir = Path(settings.storage.data_dir)
     logs.setup(data_dir / "logs", level=logging.INFO, console=False)
-    monitor = Monitor(settings, secrets=MemoryStore())
+    monitor = Monitor(settings, secrets=MemoryStore(), tokens=tokens)
     monitor.start()
     try:
         wait_for(lambda: monitor.scheduler is not None and monitor.scheduler.runs >= 1, 60)

@@ -83,6 +83,10 @@ def model_text(sizes: scenarios.Sizes) -> list[str]:
         "(waits out 503/429, decodes JSON, stores nothing); model = P x mean page time + network "
         f"+ ({s.OPERATING_WINDOW:.0f} - {s.OPERATING_LIMIT:.0f}) s if the pages need more than one "
         "window's budget; store floor = N rows in one executemany",
+        "ways in (connect): each mode's own app and portal; distinct deals changed as a Poisson "
+        f"process at {sizes.connect_rate:g}/s for {sizes.connect_seconds:g} s, freshness to the "
+        f"row's synced_at; then {sizes.connect_idle_seconds:g} s left alone, requests counted by "
+        "the portal (scheduled reconciliation off: it costs every mode the same)",
         "intake floor = waitress with the listener's options + one INSERT and fsync'd commit "
         "(WAL, synchronous=FULL) per POST, no parsing or checks",
         f"sizes: {sizes}",
@@ -98,7 +102,7 @@ def _get(data: dict, *path: str, default: Any = math.nan) -> Any:
     return node
 
 
-def flatten(results: dict[str, Any], sizes: scenarios.Sizes) -> dict[str, Any]:
+def flatten(results: dict[str, Any], sizes: scenarios.Sizes | dict[str, Any]) -> dict[str, Any]:
     """The flat figures. Resync figures carry the size they ran (``resync_10k_s`` on a full
     run, ``resync_500_s`` on ``--quick``), so a quick run never fills a full run's names."""
     i = results.get("intake", {})
@@ -166,6 +170,17 @@ def flatten(results: dict[str, Any], sizes: scenarios.Sizes) -> dict[str, Any]:
             f"resync_{name}_refusals_429": _get(run, "refusals_429"),
             f"resync_{name}_ratio": _ratio(_get(run, "seconds"), _get(run, "bound", "bound_s")),
         })
+    cn = results.get("connect", {})
+    for mode in CONNECT_MODES:
+        node = cn.get(mode, {})
+        flat.update({
+            f"connect_{mode}_p50_ms": _get(node, "ms", "p50"),
+            f"connect_{mode}_p99_ms": _get(node, "ms", "p99"),
+            f"connect_{mode}_lost_share": _get(node, "lost_share"),
+            f"connect_{mode}_requests_per_change": _get(node, "requests_per_change"),
+            f"connect_{mode}_idle_per_hour": _get(node, "idle_requests_per_hour"),
+            f"connect_{mode}_idle_per_poll": _get(node, "idle_requests_per_poll", default=math.nan),
+        })
     refusals = refusals429 = 0
     counted = False
     for key in ("monitor_saturate", "monitor_fixed"):
@@ -179,6 +194,11 @@ def flatten(results: dict[str, Any], sizes: scenarios.Sizes) -> dict[str, Any]:
             counted = True
             refusals += _int(node.get("refusals_503"))
             refusals429 += _int(node.get("refusals_429"))
+    for mode in CONNECT_MODES:
+        if mode in cn:
+            counted = True
+            refusals += _int(cn[mode].get("refusals_503"))
+            refusals429 += _int(cn[mode].get("refusals_429"))
     for r in (small, large):
         if r:
             counted = True
@@ -210,6 +230,15 @@ def _ratio(a: Any, b: Any) -> float:
     return a / b
 
 
+# the ways in (bench/connect.py): mode -> (label, poll interval in s or None)
+CONNECT = {
+    "pull_2s": ("pull mode (webhook only), 2 s poll", 2.0),
+    "pull_10s": ("pull mode (webhook only), 10 s poll", 10.0),
+    "offline_2s": ("offline events (OAuth app), 2 s poll", 2.0),
+    "push": ("public address (events pushed)", None),
+}
+CONNECT_MODES = tuple(CONNECT)
+
 TARGETS = [
     # key, comparison, limit, label
     ("ack_p99_ms", "<", 20.0, "ack p99 < 20 ms at the offered load"),
@@ -221,6 +250,13 @@ TARGETS = [
     ("resync_100k_ratio", "<=", 1.1, "resync of 100k deals within 1.1x of the portal-bound floor"),
     ("gui_filter_ms", "<", 100.0, "filter of the loaded deals < 100 ms"),
     ("rss_mb", "<", 250.0, "whole app < 250 MB RSS with the loaded deals"),
+    ("connect_pull_2s_p50_ms", "<=", 3000.0, "pull mode, 2 s poll: freshness p50 <= poll + 1 s"),
+    ("connect_pull_10s_p50_ms", "<=", 11000.0, "pull mode, 10 s poll: freshness p50 <= poll + 1 s"),
+    ("connect_pull_2s_idle_per_poll", "<=", 1.0, "pull mode idle: <= 1 request per poll"),
+    ("connect_pull_10s_idle_per_poll", "<=", 1.0, "pull mode idle (10 s): <= 1 request per poll"),
+    ("connect_offline_2s_idle_per_poll", "<=", 1.0, "offline events idle: <= 1 request per poll"),
+    ("connect_pull_2s_lost_share", "==", 0, "pull mode: no change lost"),
+    ("connect_offline_2s_lost_share", "==", 0, "offline events: no change lost"),
 ]
 QUICK_NOTE = "--quick: sizes too small for a verdict"
 
@@ -336,6 +372,24 @@ def rows(flat: dict[str, Any], sizes: dict[str, Any], marks: dict[str, str] | No
              None, None, "< 100" + marks.get("gui_filter_ms", "")),
             ("whole app RSS, MB (peak)", flat["rss_mb"], None, flat["rss_peak_mb"], "< 250" + marks.get("rss_mb", "")),
         ]
+    for mode, (label, interval) in CONNECT.items():
+        if _nan(flat.get(f"connect_{mode}_p50_ms")):
+            continue
+        rate = sizes.get("connect_rate", math.nan)
+        fresh_target = f"p50 <= {interval + 1:g}" if interval and mode.startswith("pull") else ""
+        out += [
+            (f"{label}: freshness p50 / p99 s @ {rate:g}/s",
+             _pair(flat[f"connect_{mode}_p50_ms"], flat[f"connect_{mode}_p99_ms"]), None, interval,
+             fresh_target + marks.get(f"connect_{mode}_p50_ms", "")),
+            ("  requests per change / per hour idle (per poll)",
+             f"{_fmt(flat[f'connect_{mode}_requests_per_change'], 2)} / "
+             f"{_fmt(flat[f'connect_{mode}_idle_per_hour'], 0)}"
+             + (f" ({_fmt(flat[f'connect_{mode}_idle_per_poll'], 2)})" if interval else ""),
+             None, 3600 / interval if interval else 0,
+             ("<= 1 per poll" if interval else "") + marks.get(f"connect_{mode}_idle_per_poll", "")),
+            ("  changes lost, share", flat[f"connect_{mode}_lost_share"], None, None,
+             "0" + marks.get(f"connect_{mode}_lost_share", "")),
+        ]
     out.append(("rows corrupted (deals 1 and 10..19)", flat["monitor_corrupted_rows"],
                 flat["baseline_corrupted_rows"], 0, "0"))
     return out
@@ -383,18 +437,48 @@ def table(flat: dict[str, Any], sizes: dict[str, Any]) -> str:
 BEGIN, END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 
-def markdown(document: dict[str, Any], source: str) -> str:
-    """The README block: where the figures come from, then the table."""
-    flat = document
-    sizes = document["sizes"]
-    marks = _verdict_marks(document)
+def combine(documents: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """Several results files as one: a later file's steps replace an earlier one's; the
+    figures and verdicts are drawn again from the combined steps."""
+    first = documents[0][0]
+    details: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    sizes: dict[str, Any] = {}
+    for document, _ in documents:
+        details.update(document.get("details") or {})
+        errors.update(document.get("errors") or {})
+        for key, value in document["sizes"].items():
+            sizes.setdefault(key, value)  # each step keeps the sizes it ran with
+    merged = {**{k: v for k, v in first.items() if k in _META}, **flatten(details, sizes),
+              "details": details, "errors": errors, "sizes": sizes}
+    merged["targets"] = verdicts(merged, quick=any(d.get("quick") for d, _ in documents))
+    merged["sources"] = [_source_line(d, source) for d, source in documents]
+    return merged
+
+
+_META = frozenset({"date", "quick", "complete", "seconds", "machine", "git", "model", "steps"})
+
+
+def _source_line(document: dict[str, Any], source: str) -> str:
     commit = (document.get("git") or {}).get("commit", "")[:10] or "unknown"
     dirty = " (with uncommitted changes)" if (document.get("git") or {}).get("dirty") else ""
     kind = "quick run (no verdicts)" if document.get("quick") else "full run"
+    steps = ", ".join(document.get("steps") or [])
+    return (f"`{source}`: {kind} of {document['date'][:10]} ({steps}), commit `{commit}`{dirty}, "
+            f"{document['seconds'] / 60:.0f} min")
+
+
+def markdown(document: dict[str, Any], sources: str | list[str]) -> str:
+    """The README block: where the figures come from, then the table."""
+    sources = [sources] if isinstance(sources, str) else sources
+    flat = document
+    sizes = document["sizes"]
+    marks = _verdict_marks(document)
+    files = " ".join(sources)
     lines = [
-        f"Generated by `python -m bench.report --readme {source}` from `{source}`: {kind} of "
-        f"{document['date'][:10]}, commit `{commit}`{dirty}, {document['seconds'] / 60:.0f} min; "
-        f"{document.get('machine', {}).get('shared', '')}".rstrip("; "),
+        f"Generated by `python -m bench.report --readme {files}` from "
+        + "; ".join(document.get("sources") or [_source_line(document, sources[0])])
+        + f". {document.get('machine', {}).get('shared', '')}".rstrip(". ") + ".",
         "",
         "| figure | app | seed | bound / floor | target |",
         "|---|---|---|---|---|",
@@ -402,7 +486,7 @@ def markdown(document: dict[str, Any], source: str) -> str:
     for label, app, seed, bound, target in rows(flat, sizes, marks):
         label = f"↳ {label.strip()}" if label.startswith("  ") else label
         lines.append(f"| {label} | {_cell(app)} | {_cell(seed)} | {_cell(bound)} | {target} |")
-    missing = [k for k in ("resync_small", "resync_large", "intake", "freshness", "portal_cost")
+    missing = [k for k in ("resync_small", "resync_large", "intake", "freshness", "portal_cost", "connect")
                if k not in document.get("details", {})]
     if missing:
         lines += ["", f"Not measured in this run: {', '.join(missing)}."]
@@ -411,30 +495,37 @@ def markdown(document: dict[str, Any], source: str) -> str:
     return "\n".join(lines)
 
 
-def write_readme(results: Path, readme: Path = ROOT / "README.md") -> None:
-    document = json.loads(results.read_text(encoding="utf-8"))
+def _relative(path: Path) -> str:
     try:
-        source = results.resolve().relative_to(ROOT).as_posix()
+        return path.resolve().relative_to(ROOT).as_posix()
     except ValueError:
-        source = results.name
+        return path.name
+
+
+def write_readme(results: list[Path], readme: Path = ROOT / "README.md") -> None:
+    documents = [(json.loads(p.read_text(encoding="utf-8")), _relative(p)) for p in results]
+    combined = combine(documents) if len(documents) > 1 else documents[0][0]
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{readme.name}: no {BEGIN} ... {END} block to replace")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{markdown(document, source)}\n{END}{tail}", encoding="utf-8")
+    block = markdown(combined, [source for _, source in documents])
+    readme.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report",
                                      description="Print a results file's table, or put it in the README")
-    parser.add_argument("results", type=Path, help="bench/results/<name>.json")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="bench/results/<name>.json; later files' figures replace earlier ones'")
     parser.add_argument("--readme", action="store_true", help="rewrite the README's Performance table")
     args = parser.parse_args(argv)
     if args.readme:
         write_readme(args.results)
         return 0
-    document = json.loads(args.results.read_text(encoding="utf-8"))
+    documents = [(json.loads(p.read_text(encoding="utf-8")), _relative(p)) for p in args.results]
+    document = combine(documents) if len(documents) > 1 else documents[0][0]
     print(table(document, document["sizes"]))
     return 0
 

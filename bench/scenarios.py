@@ -66,6 +66,11 @@ class Sizes:
     distinct: int = 1000
     bursty_deals: int = 50
     bursty_updates: int = 20
+    connect_rate: float = 1.0  # changes per second while the ways in are compared
+    connect_seconds: float = 120.0
+    connect_idle_seconds: float = 180.0
+    connect_deals: int = 1000
+    connect_modes: tuple[str, ...] = ("pull_2s", "pull_10s", "offline_2s", "push")
     resync_small: int = 10_000
     resync_large: int = 100_000
     desktop: bool = True
@@ -75,6 +80,8 @@ FULL = Sizes()
 QUICK = Sizes(
     intake_seconds=3.0, intake_trials=1, saturate_seconds=4.0, intake_deals=500, fresh_seconds=5.0,
     storm=40, distinct=100, bursty_deals=10, bursty_updates=5, resync_small=300, resync_large=1_000,
+    connect_seconds=4.0, connect_idle_seconds=6.0, connect_deals=50,
+    connect_modes=("pull_2s", "offline_2s"),  # the other two take the same code paths
 )
 
 

@@ -98,6 +98,16 @@ class SimHost:
     def count(self) -> int:
         return len(self.sim.portal)
 
+    # -- OAuth app ------------------------------------------------------------------------------
+    def oauth_app(self, client_id: str, client_secret: str) -> dict[str, Any]:
+        """Register a local app and sign it in; returns the token endpoint's answer."""
+        self.sim.register_app(client_id, client_secret)
+        return self.sim.issue_tokens(client_id)
+
+    def offline_depth(self) -> int:
+        """Rows waiting in the portal's offline-event queue."""
+        return len(self.sim.offline)
+
     # -- event delivery -----------------------------------------------------------------------
     def add_webhook(self, url: str, events: Sequence[str] | None = None) -> int:
         if events is None:

@@ -27,6 +27,7 @@ class PullLoop(ABC):
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.last_error = ""
+        self.rounds = 0  # steps that finished without an error
         self._stop = threading.Event()
         self._thread: SupervisedThread | None = None
         self.board: HealthBoard | None = None  # set by the Monitor: failures shown in health
@@ -51,6 +52,7 @@ class PullLoop(ABC):
         while not self._stop.wait(wait):
             try:
                 busy = self.step()
+                self.rounds += 1
                 metrics.poll_run(self.metrics_kind)
                 self.last_error = ""
                 if self.board is not None:

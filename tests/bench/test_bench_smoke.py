@@ -31,10 +31,14 @@ REQUIRED_POSITIVE = [
     "gui_load_s",
     "gui_filter_ms",
     "rss_mb",
+    "connect_pull_2s_p50_ms",
+    "connect_offline_2s_p50_ms",
+    "connect_pull_2s_requests_per_change",
 ]
 REQUIRED_COUNTS = ["refusals", "baseline_corrupted_rows"]
 SHARES = ["freshness_steady_lost_share", "freshness_storm_lost_share", "baseline_freshness_storm_lost_share",
-          "cost_deals_final_share", "baseline_cost_deals_final_share"]
+          "cost_deals_final_share", "baseline_cost_deals_final_share",
+          "connect_pull_2s_lost_share", "connect_offline_2s_lost_share"]
 
 
 # A hang guard only: the quick run takes ~4-5 min on a busy 2-core machine (the realistic
