@@ -264,6 +264,12 @@ def _error_text(error: str) -> str:
             "Texts", "not readable yet (the portal is still saving it)"
         ),
         "not started": QCoreApplication.translate("Texts", "not started"),
+        "not authorized yet": QCoreApplication.translate("Texts", "no sign-in yet"),
+        "not authorized": QCoreApplication.translate("Texts", "no sign-in yet"),
+        "the app was uninstalled from the portal": QCoreApplication.translate(
+            "Texts", "the application was removed from the portal"),
+        "integrity check failed": QCoreApplication.translate(
+            "Texts", "the integrity check failed"),
         "state database was corrupt; moved aside, full reconciliation follows": (
             QCoreApplication.translate(
                 "Texts",
