@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
     QLabel,
     QLineEdit,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -26,7 +27,7 @@ from .. import config
 from ..bitrix.oauth import DEFAULT_OAUTH_SERVER
 from ..config import ConfigError, PortalSettings
 from . import texts
-from .widgets import InlineMessage, field_row
+from .widgets import InlineMessage
 
 KEYS = ("portal.oauth_server", "portal.signin_port", "portal.allow_private_http")
 
@@ -47,9 +48,8 @@ class OAuthAdvanced(QWidget):
         self.port = QLineEdit(str(portal.signin_port) if portal.signin_port else "", self.body)
         self.port.setPlaceholderText(self.tr("automatic"))
         self.port.setMaximumWidth(120)
-        self.private_http = QCheckBox(self.tr(
-            "Allow plain http:// to an address in the local network (an on-premise portal)"),
-            self.body)
+        self.private_http = QCheckBox(self.tr("Allow plain http:// in the local network"),
+                                      self.body)
         self.private_http.setChecked(portal.allow_private_http)
         self.message = InlineMessage(self.body)
         self.note = _hint(self.body, self.tr(
@@ -69,11 +69,18 @@ class OAuthAdvanced(QWidget):
         form.setVerticalSpacing(8)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow(self.note)
-        form.addRow(self.tr("OAuth server"), field_row(self.body, self.server, below=[server_hint]))
-        form.addRow(self.tr("Sign-in port"), field_row(self.body, self.port, QWidget(self.body),
-                                                        below=[port_hint], stretch=(0, 1)))
+        # hints as rows of their own: a wrapped label nested in a row is measured too short
+        form.addRow(self.tr("OAuth server"), self.server)
+        form.addRow("", server_hint)
+        form.addRow(self.tr("Sign-in port"), self.port)
+        form.addRow("", port_hint)
         form.addRow("", self.private_http)
+        form.addRow("", _hint(self.body, self.tr(
+            "Only for an on-premise portal at a private address (192.168.…, 10.…); never over "
+            "the internet.")))
         form.addRow("", self.message)
+        # as tall as its content: folded, it must not take the page's spare room
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.toggle)
@@ -89,6 +96,23 @@ class OAuthAdvanced(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
         self.toggle.setText(self.tr("Advanced: OAuth server and sign-in port"))
         self.body.setVisible(expanded)
+        self.updateGeometry()
+        if expanded:
+            QTimer.singleShot(0, self._fit_window)
+
+    def _fit_window(self) -> None:
+        """Make the window tall enough for the opened part (its hints wrap; never clipped)."""
+        top = self.window()
+        layout = top.layout() if top is not None else None
+        if layout is None or not top.isVisible():
+            return
+        layout.activate()
+        width = top.width()
+        needed = (layout.totalHeightForWidth(width) if layout.hasHeightForWidth()
+                  else layout.totalSizeHint().height())
+        screen = top.screen().availableGeometry().height() if top.screen() else needed
+        if top.height() < needed:
+            top.resize(width, min(needed, screen))
 
     def portal_changes(self) -> dict[str, Any]:
         """The entered values as ``portal`` keys; raises ConfigError (the core's own checks)."""

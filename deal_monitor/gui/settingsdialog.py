@@ -199,8 +199,9 @@ class SettingsDialog(QDialog):
                     self._field(self.target_url, self.target_test, below=[self.target_msg, hint]))
         form.addRow(self.tr("Table"), self.target_table)
         self.data_dir = QLineEdit(settings.storage.data_dir, self)
-        self.data_dir.setPlaceholderText(str(paths.data_dir("")) if not settings.storage.data_dir
-                                         else "")
+        # the standard folder, named without creating it
+        self.data_dir.setPlaceholderText(
+            paths.PLATFORM_DIRS(paths.APP_NAME, paths.APP_AUTHOR).user_data_dir)
         self.data_dir_choose = QPushButton(self.tr("Choose…"), self)
         self.data_dir_choose.clicked.connect(self.choose_data_dir)
         self.data_dir_msg = InlineMessage(self)

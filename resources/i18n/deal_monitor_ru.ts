@@ -1743,8 +1743,8 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>автоматически</translation>
         </message>
         <message>
-            <source>Allow plain http:// to an address in the local network (an on-premise portal)</source>
-            <translation>Разрешить незащищённый http:// к адресу в локальной сети (коробочный портал)</translation>
+            <source>Allow plain http:// in the local network</source>
+            <translation>Разрешить http:// в локальной сети</translation>
         </message>
         <message>
             <source>A cloud portal (an address in bitrix24.ru, bitrix24.com, …) needs none of this: leave it as it is.</source>
@@ -1765,6 +1765,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>Sign-in port</source>
             <translation>Порт для входа</translation>
+        </message>
+        <message>
+            <source>Only for an on-premise portal at a private address (192.168.…, 10.…); never over the internet.</source>
+            <translation>Только для коробочного портала с частным адресом (192.168.…, 10.…); никогда через интернет.</translation>
         </message>
         <message>
             <source>Advanced: OAuth server and sign-in port</source>
