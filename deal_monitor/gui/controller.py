@@ -297,7 +297,8 @@ class AppController(QObject):
                           name="restart", owner=self)
 
     def _on_monitor_started(self, _result: object) -> None:
-        if self._closing:
+        if self._closing:  # shut down while it was starting: stop what just started
+            self.monitor.stop()
             return
         self.running = True
         self.start_error = ""

@@ -8,6 +8,7 @@ with the core's parameters filled in; a code this window does not know is shown 
 from __future__ import annotations
 
 import contextlib
+import re
 
 from PySide6.QtCore import QCoreApplication, QLocale, QObject, Qt, Signal
 from PySide6.QtWidgets import (
@@ -206,6 +207,9 @@ def finding_text(finding) -> tuple[str, str]:
     for key in ("seconds", "interval", "minutes"):
         if params.get(key):
             params[key] = _number_text(params[key])
+    busy = re.fullmatch(r"cannot listen on \S+: (.*)", params.get("error", ""), re.S)
+    if finding.code == "listener.port_busy" and busy:  # the line names the address already
+        params["error"] = texts.os_error_text(busy.group(1))
     keys = ["error", "reason"] + (["scopes"] if finding.code == "portal.no_crm" else [])
     for key in keys:
         if params.get(key):

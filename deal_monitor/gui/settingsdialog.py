@@ -205,6 +205,9 @@ class SettingsDialog(QDialog):
         self.data_dir_choose = QPushButton(self.tr("Choose…"), self)
         self.data_dir_choose.clicked.connect(self.choose_data_dir)
         self.data_dir_msg = InlineMessage(self)
+        if controller.demo is not None:  # the demo keeps to its throw-away folder
+            self.data_dir.setEnabled(False)
+            self.data_dir_choose.setEnabled(False)
         hint = self._hint(self.tr(
             "Empty: the standard folder shown. It holds the local state database (the event "
             "inbox), the default production database file and the logs. Another folder starts "

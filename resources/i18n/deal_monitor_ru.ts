@@ -2657,6 +2657,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>нужно простое имя SQL: латинские буквы, цифры и «_», не с цифры, до 63 символов</translation>
         </message>
         <message>
+            <source>Address already in use</source>
+            <translation>порт уже занят другой программой</translation>
+        </message>
+        <message>
+            <source>Permission denied</source>
+            <translation>нет разрешения (для портов ниже 1024 нужны права администратора)</translation>
+        </message>
+        <message>
+            <source>Cannot assign requested address</source>
+            <translation>у этого компьютера нет такого адреса</translation>
+        </message>
+        <message>
             <source>must be an SQLAlchemy URL such as sqlite:///path.db</source>
             <translation>нужен адрес SQLAlchemy, например sqlite:///path.db</translation>
         </message>

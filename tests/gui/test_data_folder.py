@@ -130,7 +130,48 @@ def test_the_demo_keeps_to_a_folder_of_its_own(qtbot, tmp_path, monkeypatch):
         assert _held_by_someone(demo_dir)
         assert _log_files() == [str(demo_dir / "logs" / "deal-monitor.log")]
         assert sorted(p.name for p in real.iterdir()) == ["instance.lock"]  # nothing written
+        # nor can Settings move the demo into a real folder
+        dialog = shell.open_settings()
+        assert dialog.data_dir.text() == str(demo_dir) and not dialog.data_dir.isEnabled()
+        dialog.reject()
     finally:
         shell.quit()
         service.release()
     assert not demo_dir.exists()  # thrown away at the end
+
+
+def test_the_demo_chosen_in_the_wizard_moves_the_log_to_its_folder(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    import deal_monitor.gui.demo as demo_module
+    from deal_monitor.credentials import MemoryStore
+    from deal_monitor.gui.wizard import FirstRunDialog
+
+    monkeypatch.setattr(demo_module, "SEED_DEALS", 2)
+    tries = [0]
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, FirstRunDialog):
+            dialog.demo_button.click()
+        elif tries[0] < 250:  # bounded: about 5 s
+            tries[0] += 1
+            QTimer.singleShot(20, answer)
+        elif dialog is not None:  # never hang on another dialog
+            dialog.reject()
+
+    QTimer.singleShot(0, answer)
+    real = paths.data_dir("")
+    args = argparse.Namespace(config=tmp_path / "fresh.toml", demo=False, lang="en")
+    shell = DesktopApp(make_application(), args, tray_available=False, interactive=True,
+                       secret_store=MemoryStore())
+    try:
+        assert shell.prepare() is None
+        qtbot.waitUntil(lambda: shell.controller.running, timeout=WAIT_MS)
+        demo_dir = shell.controller.demo.data_dir
+        assert _log_files() == [str(demo_dir / "logs" / "deal-monitor.log")]
+        assert _held_by_someone(demo_dir)
+        assert not _held_by_someone(real)  # the real folder's lock was given back
+    finally:
+        shell.quit()

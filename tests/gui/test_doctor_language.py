@@ -168,3 +168,28 @@ def test_the_dialog_in_russian_has_no_english_line(qtbot, sim, tmp_path, russian
         assert re.search("[а-яё]", dialog.summary.text(), re.I)
     finally:
         monitor.stop()
+
+
+def test_a_taken_listener_port_in_russian(qtbot, sim, tmp_path, russian):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = from_mapping({
+            "portal": {"webhook_url": sim.webhook_url},
+            "listener": {"port": port},
+            "storage": {"data_dir": str(tmp_path / "data")},
+        }, env={})
+        monitor = Monitor(settings, secrets=MemoryStore(), listen=False)
+        try:
+            findings = monitor.diagnose()
+        finally:
+            monitor.stop()
+    finding = next(f for f in findings if f.code == "listener.port_busy")
+    text, action = finding_text(finding)
+    assert text == (f"Приём событий не может использовать 127.0.0.1:{port}: "
+                    "порт уже занят другой программой.")
+    assert _english_left(f"{text} {action}", finding) == []
+    assert "Address already in use" in finding.line()  # the CLI: English, the OS's words
