@@ -287,10 +287,12 @@ class AppController(QObject):
         retired, self._retired_locks = self._retired_locks, []
 
         def swap() -> None:
-            if previous.started or previous.state is not None:
-                previous.stop()
-            for lock in retired:  # the old folders are no longer used
-                lock.release()
+            try:
+                if previous.started or previous.state is not None:
+                    previous.stop()
+            finally:
+                for lock in retired:  # the old folders are no longer used
+                    lock.release()
             monitor.start()
 
         run_in_background(swap, self._on_monitor_started, self._on_monitor_failed,

@@ -529,7 +529,8 @@ class SettingsDialog(QDialog):
             table=self.target_table.text().strip() or "deal")
         data_dir = self.data_dir.text().strip()
         if data_dir and not Path(data_dir).expanduser().is_absolute():
-            raise ConfigError("storage.data_dir", "must be a full path")
+            raise ConfigError("storage.data_dir", self.tr(
+                "Enter the folder's full path (or choose it), or leave it empty."))
         settings = settings.replace("storage", data_dir=data_dir)
         mapping = self.mapping_page.mapping_settings(base.mapping)
         return settings.replace("mapping", **{

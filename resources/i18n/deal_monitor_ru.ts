@@ -1985,6 +1985,10 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Так Deal Monitor сообщает о неудачной синхронизации и о новых сделках в производстве.</translation>
         </message>
         <message>
+            <source>Enter the folder's full path (or choose it), or leave it empty.</source>
+            <translation>Введите полный путь к папке (или выберите её) либо оставьте поле пустым.</translation>
+        </message>
+        <message>
             <source>Nothing answers at this address (%1). Check the tunnel or proxy.</source>
             <translation>По этому адресу никто не отвечает (%1). Проверьте туннель или прокси.</translation>
         </message>

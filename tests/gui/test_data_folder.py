@@ -59,6 +59,9 @@ def test_moving_the_data_folder_moves_the_lock(qtbot, sim, tmp_path):
         assert _held_by_someone(old) and not _held_by_someone(new)
         dialog = shell.open_settings()
         assert dialog.data_dir.text() == str(old)
+        dialog.data_dir.setText("relative/folder")
+        dialog.save()
+        assert dialog.isVisible() and "full path" in dialog.data_dir_msg.text()
         dialog.data_dir.setText(str(new))
         dialog.save()
         assert dialog.result() == dialog.DialogCode.Accepted
