@@ -279,15 +279,7 @@ def validate(s: Settings) -> None:
     if not ls.path.startswith("/") or ls.path == "/healthz":
         raise ConfigError("listener.path", "must start with / and not be /healthz")
     if ls.public_url:
-        parts = urlsplit(ls.public_url)
-        private_http = (parts.scheme == "http" and s.portal.allow_private_http
-                        and is_private_host(parts.hostname or ""))
-        if not private_http and (parts.scheme != "https" or "." not in (parts.hostname or "")):
-            raise ConfigError(
-                "listener.public_url",
-                # plain http:// to a private address: portal.allow_private_http (README)
-                "must be a public https:// URL (the token travels in the body: never in clear)",
-            )
+        check_secure_url("listener.public_url", ls.public_url, s.portal.allow_private_http)
     for index, net in enumerate(ls.allow_networks):
         try:
             ipaddress.ip_network(net, strict=False)
@@ -326,6 +318,17 @@ def validate(s: Settings) -> None:
     for key, url in (("target.url", s.target.url), ("storage.state_url", s.storage.state_url)):
         if url and "://" not in url:
             raise ConfigError(key, "must be an SQLAlchemy URL such as sqlite:///path.db")
+
+
+def check_secure_url(key: str, url: str, allow_private_http: bool) -> None:
+    """An address secrets travel to: public https://, or plain http:// to a private address
+    when ``portal.allow_private_http`` allows it (README); else ConfigError for ``key``."""
+    parts = urlsplit(url)
+    private_http = (parts.scheme == "http" and allow_private_http
+                    and is_private_host(parts.hostname or ""))
+    if not private_http and (parts.scheme != "https" or "." not in (parts.hostname or "")):
+        raise ConfigError(
+            key, "must be a public https:// URL (the token travels in the body: never in clear)")
 
 
 def is_private_host(host: str) -> bool:

@@ -6,8 +6,12 @@ handlers, the offline queue, ``event.test``), the last event and the last poll, 
 state databases and the listener's port. Nothing is written anywhere: the target database is
 checked by reflection and privilege queries only, the state DB with reads.
 
-Each :class:`Finding` carries a stable ``code`` and ``params`` (so the window can show it in
-its own language) and the English ``text`` and ``action`` (the CLI prints those).
+Each :class:`Finding` carries a stable ``code`` and ``params`` and the English ``text`` and
+``action`` (the CLI prints those: all of the CLI speaks English). The window shows a finding in
+its own language by the code, so every value it fills in comes as data as well: numbers as
+numbers (``seconds``, ``ago_seconds``), kinds as keys (``who``, ``storage_kind``,
+``missing_kind``), addresses as they are (``public_url``, ``storage_place``); the English
+words of a value (``storage``, ``ago``, ``missing``) are only for the CLI.
 """
 
 from __future__ import annotations
@@ -116,6 +120,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "listener.off": ("The event listener is switched off (listener.enabled = false).", ""),
 }
 
+# target.read_only: what stops the writes, as a key the window words in its language
+# ("privileges" when ``missing`` lists the privileges the user lacks)
+MISSING_KINDS = {
+    "folder": "folder",
+    "file is read-only": "file",
+    "the server is a read-only replica": "replica",
+    "the server is read-only": "server",
+}
+
 MODE_TEXT = {
     connection.PULL: "pull mode: inbound webhook, changes polled",
     connection.PUSH: "push mode: inbound and outgoing webhook",
@@ -215,9 +228,11 @@ def _config_checks(monitor: Monitor, settings: Settings, current: str) -> Iterat
     else:
         yield Finding("secret.client_secret_ok", OK)
     if oauth.needs_reauthorization:
-        yield Finding("auth.sign_in_needed", PROBLEM, {"reason": oauth.reason or "no tokens"})
+        yield Finding("auth.sign_in_needed", PROBLEM,
+                      {"reason": oauth.reason or "not authorized yet"})
     else:
-        yield Finding("auth.signed_in", OK, {"storage": monitor.token_storage()})
+        yield Finding("auth.signed_in", OK, {"storage": monitor.token_storage(),
+                                             **token_place(monitor.tokens)})
 
 
 def _portal_checks(monitor: Monitor, current: str) -> Iterator[Finding]:
@@ -308,13 +323,15 @@ def _event_checks(monitor: Monitor, settings: Settings, current: str) -> Iterato
         except Exception as exc:  # reported by the state check below
             log.debug("doctor: recent events unreadable: %s", exc)
     if last is not None:
-        ago = _ago(last.received_at)
+        seconds = _seconds_ago(last.received_at)
         addr = f" ({last.remote_addr})" if last.remote_addr else ""
-        yield Finding("events.last", INFO, {"ago": ago, "source": str(last.source.value),
+        yield Finding("events.last", INFO, {"ago": _ago(seconds), "ago_seconds": str(seconds),
+                                            "source": str(last.source.value),
                                             "addr": addr, "event": last.event})
     elif current == connection.PUSH:
-        url = settings.listener.public_url or "the listener"
-        yield Finding("events.expected_none", WARNING, {"url": url})
+        public = settings.listener.public_url
+        yield Finding("events.expected_none", WARNING,
+                      {"url": public or "the listener", "public_url": public})
     else:
         yield Finding("events.none", INFO)
     interval = connection.poll_seconds(settings, current)
@@ -350,7 +367,8 @@ def inspect_target(monitor: Monitor) -> Finding:
         path = Path(make_url_path(url))
         if not path.exists():
             if not sqlite_writable(path):
-                return Finding("target.read_only", PROBLEM, {**params, "missing": "folder"})
+                return Finding("target.read_only", PROBLEM,
+                               {**params, "missing": "folder", "missing_kind": "folder"})
             if settings.mapping.preset != "default":
                 return Finding("target.no_table", PROBLEM, params)
             return Finding("target.will_create", OK, params)
@@ -380,7 +398,9 @@ def inspect_target(monitor: Monitor) -> Finding:
         else:
             missing = _missing_privileges(engine, table, exists)
         if missing:
-            return Finding("target.read_only", PROBLEM, {**params, "missing": missing})
+            return Finding("target.read_only", PROBLEM,
+                           {**params, "missing": missing, "missing_kind": MISSING_KINDS.get(
+                               missing, "privileges")})
         return Finding("target.ok" if exists else "target.will_create", OK, params)
     finally:
         engine.dispose()
@@ -465,10 +485,25 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def _ago(moment: datetime) -> str:
+def token_place(tokens: object) -> dict[str, str]:
+    """Where the OAuth tokens are, as data: ``storage_kind`` keyring | file | memory and
+    ``storage_place`` (the keyring's backend, the file's path)."""
+    from .credentials import FileStore, KeyringStore
+
+    if isinstance(tokens, KeyringStore):
+        return {"storage_kind": "keyring", "storage_place": str(tokens.backend)}
+    if isinstance(tokens, FileStore):
+        return {"storage_kind": "file", "storage_place": str(tokens.path)}
+    return {"storage_kind": "memory", "storage_place": ""}
+
+
+def _seconds_ago(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    return max(0, int((datetime.now(UTC) - moment).total_seconds()))
+
+
+def _ago(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:

@@ -24,6 +24,7 @@ LOCK_NAME = "instance.lock"
 class AlreadyRunning(DealMonitorError):
     hint = ("Use the Deal Monitor that is running (the window, or the service), or stop it first; "
             "`status` and `resync <ID>` work next to it.")
+    folder: Path | None = None  # the folder whose lock another instance holds
 
 
 class InstanceLock:
@@ -105,13 +106,42 @@ class DataFolderLock:
 
     def acquire_or_raise(self) -> DataFolderLock:
         if not self.acquire():
-            pid = self.busy.holder()
-            running = f" (process {pid})" if pid.isdigit() else ""
-            raise AlreadyRunning(
-                f"another Deal Monitor{running} is already running on the data folder "
-                f"{self.busy.path.parent}"
-            )
+            raise self._refusal()
         return self
+
+    def _refusal(self) -> AlreadyRunning:
+        pid = self.busy.holder()
+        running = f" (process {pid})" if pid.isdigit() else ""
+        refusal = AlreadyRunning(
+            f"another Deal Monitor{running} is already running on the data folder "
+            f"{self.busy.path.parent}"
+        )
+        refusal.folder = self.busy.path.parent
+        return refusal
+
+    def switch(self, data_dir: Path, state_url: str) -> tuple[DataFolderLock, list[InstanceLock]]:
+        """Move to other folders while this lock is still held: the new folders' locks are
+        taken first (a folder both use keeps its lock), so there is never a moment without one.
+
+        Returns the new lock and the old locks no longer needed, for the caller to release
+        once nothing uses the old folders any more. Raises AlreadyRunning (nothing changed,
+        this lock still held) when another instance holds a new folder.
+        """
+        held = {lock.path: lock for lock in self.locks}
+        moved = DataFolderLock(data_dir, state_url)
+        taken: list[InstanceLock] = []
+        for index, lock in enumerate(moved.locks):
+            if lock.path in held:
+                moved.locks[index] = held[lock.path]
+            elif lock.acquire():
+                taken.append(lock)
+            else:
+                for done in taken:
+                    done.release()
+                moved.busy = lock
+                raise moved._refusal()
+        kept = {lock.path for lock in moved.locks}
+        return moved, [lock for lock in self.locks if lock.path not in kept]
 
     def release(self) -> None:
         for lock in reversed(self.locks):

@@ -100,6 +100,8 @@ class DesktopApp(QObject):
         self.tray: TrayIcon | None = None
         self.single: SingleInstance | None = None
         self.data_lock: instance.DataFolderLock | None = None
+        self.log_dir: Path | None = None
+        self.demo = None
         self.crash: CrashReporter | None = None
         self._signal_timer: QTimer | None = None
         self._dialogs: dict[str, object] = {}
@@ -126,23 +128,23 @@ class DesktopApp(QObject):
         settings = self.load_settings()
         if settings is None:
             return 2
-        # the folder's lock before its log file: a refused start must not write (or rotate)
-        # the log of the instance that runs there (--demo uses a folder of its own, below)
-        if not getattr(self.args, "demo", False) and not self.lock_data_folder(settings):
-            return EXIT_ALREADY_RUNNING
-        data_dir = paths.data_dir(settings.storage.data_dir)
-        logs.setup(data_dir / "logs", level=logging.DEBUG if getattr(self.args, "verbose", False)
-                   else logging.INFO, console=sys.stderr is not None)  # pythonw has no console
-        self.crash = CrashReporter(data_dir / "logs", self, interactive=self.interactive)
-        self.crash.install()
-
         demo = None
-        store, persistent, problem = MemoryStore(), False, ""
         if getattr(self.args, "demo", False):
+            # a throw-away data folder of its own: a demo never writes into a real user's
+            # folder (its log included), nor waits for that folder's lock
             demo = self.start_demo()
-        elif self.secret_store is not None:
+        # the folder's lock before its log file: a refused start must not write (or rotate)
+        # the log of the instance that runs there
+        if not self.lock_data_folder(demo.settings() if demo is not None else settings):
+            return EXIT_ALREADY_RUNNING
+        data_dir = (demo.data_dir if demo is not None
+                    else paths.data_dir(settings.storage.data_dir))
+        self.use_data_folder(data_dir)
+
+        store, persistent, problem = MemoryStore(), False, ""
+        if demo is None and self.secret_store is not None:
             store, persistent = self.secret_store, True
-        else:
+        elif demo is None:
             store, persistent, problem = open_secret_store()
         tokens = store if persistent else open_token_store(data_dir)
         if demo is None and self.nothing_configured(settings, store) and self.interactive:
@@ -157,17 +159,42 @@ class DesktopApp(QObject):
             settings = demo.settings()
             store, persistent, problem = MemoryStore(), False, ""
             tokens = store
-            if self.data_lock is not None:  # the wizard chose the demo: its own folder
-                self.data_lock.release()
-            if not self.lock_data_folder(settings):
-                return EXIT_ALREADY_RUNNING
+            if demo.data_dir != data_dir:  # the wizard chose the demo: its own folder and log
+                if self.data_lock is not None:
+                    self.data_lock.release()
+                if not self.lock_data_folder(settings):
+                    return EXIT_ALREADY_RUNNING
+                self.use_data_folder(demo.data_dir)
 
         self.controller = AppController(
             settings, store, config_path=self.config_path, secrets_persistent=persistent,
-            secrets_problem=problem, demo=demo, parent=self, tokens=tokens)
+            secrets_problem=problem, demo=demo, parent=self, tokens=tokens,
+            data_lock=self.data_lock)
+        self.controller.settings_changed.connect(self._on_settings_changed)
         self.build_ui()
         self.controller.start()
         return None
+
+    def use_data_folder(self, data_dir: Path) -> None:
+        """The log file and the crash reports go to this data folder (the one whose lock is
+        held); called again when Settings moved the data folder."""
+        self.log_dir = data_dir / "logs"
+        logs.setup(self.log_dir, level=logging.DEBUG if getattr(self.args, "verbose", False)
+                   else logging.INFO, console=sys.stderr is not None)  # pythonw has no console
+        if self.crash is None:
+            self.crash = CrashReporter(self.log_dir, self, interactive=self.interactive)
+            self.crash.install()
+        else:
+            self.crash.log_dir = self.log_dir
+
+    def _on_settings_changed(self, settings: Settings) -> None:
+        controller = self.controller
+        if controller is None or controller.demo is not None:
+            return
+        data_dir = paths.data_dir(settings.storage.data_dir)
+        if data_dir / "logs" != self.log_dir:
+            log.info("data folder moved to %s; the log continues there", data_dir)
+            self.use_data_folder(data_dir)
 
     def lock_data_folder(self, settings: Settings) -> bool:
         """Hold the data folder's lock (shared with the headless service); say so if taken."""
@@ -252,6 +279,7 @@ class DesktopApp(QObject):
 
         demo = DemoPortal()
         demo.start()
+        self.demo = demo
         return demo
 
     def build_ui(self) -> None:
@@ -361,12 +389,16 @@ class DesktopApp(QObject):
     def shutdown(self) -> None:
         if self.controller is not None:
             self.controller.shutdown()
+        elif self.demo is not None:  # refused before the controller took the demo over
+            self.demo.stop()
+            self.demo.cleanup()
         if self.tray is not None:
             self.tray.dispose()
         if self.single is not None:
             self.single.close()
-        if self.data_lock is not None:
-            self.data_lock.release()  # after the core stopped
+        for lock in (self.data_lock, getattr(self.controller, "data_lock", None)):
+            if lock is not None:
+                lock.release()  # after the core stopped
         if self.crash is not None:
             self.crash.uninstall()
 

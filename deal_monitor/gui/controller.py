@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
-from .. import config
+from .. import config, instance
 from ..config import Settings
 from ..credentials import MemoryStore, SecretStore, SecretStoreUnavailable
 from ..model import DealState, DealView, EventRecord, Progress, StatusSnapshot, SyncOutcome
-from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK, Monitor
+from ..service import SECRET_APP_TOKEN, SECRET_WEBHOOK, Monitor, locations
 from . import texts
 from .bridge import SignalBridge
 from .models import DealsModel, EventsModel, StageCatalog
@@ -93,9 +93,14 @@ class AppController(QObject):
         demo=None,
         parent: QObject | None = None,
         tokens: SecretStore | None = None,
+        data_lock: instance.DataFolderLock | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
+        # the lock of the folders the core uses (held by the app; None: not managed here)
+        self.data_lock = data_lock
+        self._retired_locks: list[instance.InstanceLock] = []  # released once the core moved
+        self._pending_restart: Settings | None = None
         self.secrets: SecretStore = secrets or MemoryStore()
         # OAuth tokens: the keyring, or where none exists an owner-only file (open_token_store)
         self.tokens: SecretStore = tokens or self.secrets
@@ -211,8 +216,36 @@ class AppController(QObject):
             ).replace("%1", problem)
         return ""
 
+    def claim_data_folder(self, settings: Settings) -> str:
+        """Before the core moves to another data folder: hold the new folder's lock (the old
+        one is released once the old core has stopped). Returns "" when held (or nothing
+        moves), else why the move is refused — then nothing changed."""
+        if self.data_lock is None:
+            return ""
+        try:
+            where = locations(settings)  # creates the data folder
+            moved, retired = self.data_lock.switch(where.data_dir, where.state_url)
+        except instance.AlreadyRunning as exc:
+            log.error("data folder not changed: %s", exc)
+            return self.tr(
+                "Another Deal Monitor (a service, or a window with another settings file) "
+                "already uses the data folder %1. The data folder was not changed."
+            ).replace("%1", str(exc.folder))
+        except OSError as exc:
+            log.error("data folder not changed: %s", exc)
+            return self.tr("The data folder cannot be used (%1). The data folder was not "
+                           "changed.").replace("%1", str(exc))
+        self.data_lock = moved
+        self._retired_locks.extend(retired)
+        return ""
+
     def apply_settings(self, settings: Settings, webhook_url: str, application_token: str) -> str:
-        """Take settings from the dialog: secrets to the store, the rest to the file."""
+        """Take settings from the dialog: secrets to the store, the rest to the file.
+
+        A data folder another instance holds is refused: the settings stay as they were."""
+        refused = self.claim_data_folder(settings)
+        if refused:
+            return refused
         problem = self.store_secrets(webhook_url, application_token)
         old = self.settings
         self.settings = strip_secrets(settings)
@@ -225,6 +258,8 @@ class AppController(QObject):
             self.load_pipelines(refresh=True)
         elif not self.loading:
             self.restart(runtime)
+        else:  # still starting or loading: restart once that is done, never in its middle
+            self._pending_restart = runtime
         saved = self.save_settings()
         self.settings_changed.emit(self.settings)
         self.refresh_status()
@@ -249,17 +284,23 @@ class AppController(QObject):
                                tokens=self.tokens)
         self.loading = True
         monitor = self.monitor
+        retired, self._retired_locks = self._retired_locks, []
 
         def swap() -> None:
-            if previous.started or previous.state is not None:
-                previous.stop()
+            try:
+                if previous.started or previous.state is not None:
+                    previous.stop()
+            finally:
+                for lock in retired:  # the old folders are no longer used
+                    lock.release()
             monitor.start()
 
         run_in_background(swap, self._on_monitor_started, self._on_monitor_failed,
                           name="restart", owner=self)
 
     def _on_monitor_started(self, _result: object) -> None:
-        if self._closing:
+        if self._closing:  # shut down while it was starting: stop what just started
+            self.monitor.stop()
             return
         self.running = True
         self.start_error = ""
@@ -271,8 +312,17 @@ class AppController(QObject):
         self.reload()
         self.load_pipelines()
 
+    def _restart_if_pending(self) -> bool:
+        runtime, self._pending_restart = self._pending_restart, None
+        if runtime is None or self._closing:
+            return False
+        self.restart(runtime)
+        return True
+
     def _on_monitor_failed(self, exc: Exception) -> None:
         self.loading = False
+        if self._restart_if_pending():
+            return
         hint = getattr(exc, "hint", "")
         self.start_error = f"{exc} {hint}".strip()
         log.error("could not start: %s", self.start_error)
@@ -302,9 +352,12 @@ class AppController(QObject):
         self._buffer_events.clear()
         self.loaded.emit()
         self.refresh_status()
+        self._restart_if_pending()
 
     def _on_load_failed(self, exc: Exception) -> None:
         self.loading = False
+        if self._restart_if_pending():
+            return
         log.error("could not read the state database: %s", exc)
         self.notified.emit(Notice("error", self.tr("Could not read the local database"), str(exc)))
 
@@ -326,6 +379,9 @@ class AppController(QObject):
             except Exception:  # the app is closing: log, do not stop the exit
                 log.exception("error while stopping")
         self.running = False
+        for lock in self._retired_locks:
+            lock.release()
+        self._retired_locks = []
         if self.demo is not None:
             self.demo.cleanup()
 

@@ -8,8 +8,9 @@ with the core's parameters filled in; a code this window does not know is shown 
 from __future__ import annotations
 
 import contextlib
+import re
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QLocale, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -28,10 +29,6 @@ from .widgets import InlineMessage
 
 _LEVEL_ICONS = {"ok": "tray_ok", "info": "tray_working", "warning": "tray_paused",
                 "problem": "tray_attention"}
-
-
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("DoctorDialog", text)
 
 
 def _table() -> dict[str, tuple[str, str]]:
@@ -130,8 +127,59 @@ class _Blank(dict):
         return ""
 
 
+def _storage_text(kind: str, place: str) -> str:
+    """Where the OAuth tokens are (``doctor.token_place``), in words."""
+    if kind == "keyring":
+        return QCoreApplication.translate(
+            "DoctorDialog", "tokens stored in the system keyring (%1)").replace("%1", place)
+    if kind == "file":
+        return QCoreApplication.translate(
+            "DoctorDialog", "tokens stored in %1 (readable by this user only)").replace("%1", place)
+    return QCoreApplication.translate("DoctorDialog", "tokens kept in memory for this session only")
+
+
+def _who_text(who: str) -> str:
+    return {
+        "webhook": QCoreApplication.translate("DoctorDialog", "the webhook"),
+        "application": QCoreApplication.translate("DoctorDialog", "the application"),
+    }.get(who, who)
+
+
+def _missing_text(kind: str, missing: str) -> str:
+    """What stops the writes to the target table (``doctor.MISSING_KINDS``), in words."""
+    known = {
+        "folder": QCoreApplication.translate("DoctorDialog", "the folder cannot be written"),
+        "file": QCoreApplication.translate("DoctorDialog", "the file is read-only"),
+        "replica": QCoreApplication.translate("DoctorDialog", "the server is a read-only replica"),
+        "server": QCoreApplication.translate("DoctorDialog", "the server is read-only"),
+    }
+    if kind in known:
+        return known[kind]
+    return QCoreApplication.translate("DoctorDialog", "missing privileges: %1").replace(
+        "%1", missing)
+
+
+def _ago_text(seconds: int) -> str:
+    if seconds < 120:
+        return QCoreApplication.translate("DoctorDialog", "%1 s").replace("%1", str(seconds))
+    if seconds < 7200:
+        return QCoreApplication.translate("DoctorDialog", "%1 min").replace(
+            "%1", str(seconds // 60))
+    return QCoreApplication.translate("DoctorDialog", "%1 h").replace("%1", str(seconds // 3600))
+
+
+def _number_text(value: str) -> str:
+    """A number of the core ("0.5", "10") with the UI locale's decimal sign."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return QLocale().toString(number, "f", len(value.partition(".")[2]))  # as many decimals
+
+
 def finding_text(finding) -> tuple[str, str]:
-    """(text, action) of a doctor's Finding in the UI language."""
+    """(text, action) of a doctor's Finding in the UI language: the values too, from the data
+    the core puts beside its English words (see deal_monitor.doctor)."""
     translated = _table().get(finding.code)
     if translated is None:
         return finding.text, finding.action
@@ -145,7 +193,25 @@ def finding_text(finding) -> tuple[str, str]:
         moment = formatting.parse_iso(params["at"])
         if moment is not None:
             params["at"] = formatting.datetime_text(moment)
-    for key in ("error", "reason"):
+    if "storage_kind" in params:
+        params["storage"] = _storage_text(params["storage_kind"], params.get("storage_place", ""))
+    if "who" in params:
+        params["who"] = _who_text(params["who"])
+    if "missing_kind" in params:
+        params["missing"] = _missing_text(params["missing_kind"], params.get("missing", ""))
+    if params.get("ago_seconds", "").isdigit():
+        params["ago"] = _ago_text(int(params["ago_seconds"]))
+    if "public_url" in params:
+        params["url"] = params["public_url"] or QCoreApplication.translate(
+            "DoctorDialog", "the listener's public address")
+    for key in ("seconds", "interval", "minutes"):
+        if params.get(key):
+            params[key] = _number_text(params[key])
+    busy = re.fullmatch(r"cannot listen on \S+: (.*)", params.get("error", ""), re.S)
+    if finding.code == "listener.port_busy" and busy:  # the line names the address already
+        params["error"] = texts.os_error_text(busy.group(1))
+    keys = ["error", "reason"] + (["scopes"] if finding.code == "portal.no_crm" else [])
+    for key in keys:
         if params.get(key):
             params[key] = texts.error_text(params[key])
     return tuple(part.format_map(_Blank(params)) for part in translated)  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import Signal
@@ -39,6 +40,7 @@ from ..credentials import SecretStoreUnavailable
 from . import icons, texts
 from .controller import AppController, ui_settings
 from .mappingpage import MappingPage
+from .oauthfields import OAuthAdvanced
 from .tasks import run_in_background
 from .widgets import InlineMessage, field_row
 
@@ -196,6 +198,23 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Database URL"),
                     self._field(self.target_url, self.target_test, below=[self.target_msg, hint]))
         form.addRow(self.tr("Table"), self.target_table)
+        self.data_dir = QLineEdit(settings.storage.data_dir, self)
+        # the standard folder, named without creating it
+        self.data_dir.setPlaceholderText(
+            paths.PLATFORM_DIRS(paths.APP_NAME, paths.APP_AUTHOR).user_data_dir)
+        self.data_dir_choose = QPushButton(self.tr("Choose…"), self)
+        self.data_dir_choose.clicked.connect(self.choose_data_dir)
+        self.data_dir_msg = InlineMessage(self)
+        if controller.demo is not None:  # the demo keeps to its throw-away folder
+            self.data_dir.setEnabled(False)
+            self.data_dir_choose.setEnabled(False)
+        hint = self._hint(self.tr(
+            "Empty: the standard folder shown. It holds the local state database (the event "
+            "inbox), the default production database file and the logs. Another folder starts "
+            "the app there with what that folder holds; the old folder is left as it is."))
+        form.addRow(self.tr("Data folder"),
+                    self._field(self.data_dir, self.data_dir_choose,
+                                below=[self.data_dir_msg, hint]))
 
         # notifications and language
         self.notify_failures = QCheckBox(self.tr("When a deal cannot be synced"), self)
@@ -274,13 +293,23 @@ class SettingsDialog(QDialog):
             "and secret under Applications → Developer resources → Other → Local application. "
             "After saving, sign in from the main window (a portal administrator, for offline "
             "events)."))
+        self.app_advanced = OAuthAdvanced(portal, self)
         group = QGroupBox(self.tr("Local application"), self)
         form = self._form(group)
         form.addRow(self.tr("Portal address"), self.app_portal)
         form.addRow(self.tr("Client ID"), self.app_client_id)
         form.addRow(self.tr("Client secret"), self._field(self.app_secret))
         form.addRow("", self._field(self.app_offline, below=[hint]))
+        form.addRow("", self.app_advanced)
         return group
+
+    def choose_data_dir(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        start = self.data_dir.text().strip() or self.data_dir.placeholderText()
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Data folder"), start)
+        if folder:
+            self.data_dir.setText(folder)
 
     # -- the mapping page -----------------------------------------------------------------------
     def _target_choice(self) -> tuple[str, str]:
@@ -490,7 +519,7 @@ class SettingsDialog(QDialog):
         settings = settings.replace(
             "portal", portal_url=self.app_portal.text().strip().rstrip("/"),
             client_id=self.app_client_id.text().strip(),
-            offline_events=self.app_offline.isChecked())
+            offline_events=self.app_offline.isChecked(), **self.app_advanced.portal_changes())
         settings = settings.replace(
             "listener", host=self.host.text().strip(), port=self.port.value(),
             path=self.path.text().strip() or "/bitrix24/events",
@@ -498,6 +527,11 @@ class SettingsDialog(QDialog):
         settings = settings.replace(
             "target", url=self.target_url.text().strip(),
             table=self.target_table.text().strip() or "deal")
+        data_dir = self.data_dir.text().strip()
+        if data_dir and not Path(data_dir).expanduser().is_absolute():
+            raise ConfigError("storage.data_dir", self.tr(
+                "Enter the folder's full path (or choose it), or leave it empty."))
+        settings = settings.replace("storage", data_dir=data_dir)
         mapping = self.mapping_page.mapping_settings(base.mapping)
         return settings.replace("mapping", **{
             f.name: getattr(mapping, f.name) for f in dataclasses.fields(mapping)})
@@ -507,6 +541,9 @@ class SettingsDialog(QDialog):
             self.tabs.setCurrentWidget(self.mapping_page)
             self.mapping_page.show_config_error(exc)
             return
+        if self.app_advanced.show_problem(exc):
+            self.tabs.setCurrentIndex(0)
+            return
         field = {
             "portal.webhook_url": self.webhook_msg,
             "listener.port": self.listen_msg,
@@ -514,15 +551,17 @@ class SettingsDialog(QDialog):
             "listener.public_url": self.public_msg,
             "target.table": self.target_msg,
             "target.url": self.target_msg,
+            "storage.data_dir": self.data_dir_msg,
         }.get(exc.key, self.save_msg)
         field.show_error(texts.config_problem_text(exc.key, exc.problem))
 
     def build_settings(self) -> Settings | None:
         """The settings as entered, or None after showing what is wrong under its field."""
         for message in (self.webhook_msg, self.token_msg, self.listen_msg, self.public_msg,
-                        self.target_msg, self.save_msg):
+                        self.target_msg, self.data_dir_msg, self.save_msg):
             if not message.ok:
                 message.clear_message()
+        self.app_advanced.clear_problem()
         try:
             settings = self._edited_settings()
         except ConfigError as exc:
@@ -549,6 +588,11 @@ class SettingsDialog(QDialog):
             except SecretStoreUnavailable as exc:
                 self.save_msg.show_error(texts.error_text(str(exc)))
                 return
+        refused = self.controller.claim_data_folder(settings)
+        if refused:  # another instance works there: keep the old folder, say why
+            self.tabs.setCurrentIndex(0)
+            self.data_dir_msg.show_error(refused)
+            return
         store = ui_settings()
         store.setValue("notifications/failures", self.notify_failures.isChecked())
         store.setValue("notifications/production", self.notify_production.isChecked())

@@ -264,6 +264,12 @@ def _error_text(error: str) -> str:
             "Texts", "not readable yet (the portal is still saving it)"
         ),
         "not started": QCoreApplication.translate("Texts", "not started"),
+        "not authorized yet": QCoreApplication.translate("Texts", "no sign-in yet"),
+        "not authorized": QCoreApplication.translate("Texts", "no sign-in yet"),
+        "the app was uninstalled from the portal": QCoreApplication.translate(
+            "Texts", "the application was removed from the portal"),
+        "integrity check failed": QCoreApplication.translate(
+            "Texts", "the integrity check failed"),
         "state database was corrupt; moved aside, full reconciliation follows": (
             QCoreApplication.translate(
                 "Texts",
@@ -289,6 +295,10 @@ def _error_text(error: str) -> str:
         return QCoreApplication.translate("Texts", "internal error: %1").replace(
             "%1", error[len("internal error: "):]
         )
+    match = re.fullmatch(r"cannot listen on (\S+): (.*)", error, re.S)
+    if match:
+        return _fill(QCoreApplication.translate("Texts", "cannot listen on %1: %2"),
+                     match.group(1), os_error_text(match.group(2)))
     for pattern, build in _error_patterns():
         match = pattern.fullmatch(error)
         if match:
@@ -297,6 +307,18 @@ def _error_text(error: str) -> str:
     if known is not None:
         return known  # the settings' Test buttons report config problems as they are
     return _portal_error(error)
+
+
+def os_error_text(error: str) -> str:
+    """The operating system's reason a port cannot be used, in the UI language (the OS speaks
+    English on Linux and macOS; the English UI keeps its words)."""
+    known = {
+        "Address already in use": QCoreApplication.translate("Texts", "Address already in use"),
+        "Permission denied": QCoreApplication.translate("Texts", "Permission denied"),
+        "Cannot assign requested address": QCoreApplication.translate(
+            "Texts", "Cannot assign requested address"),
+    }
+    return known.get(error, error)
 
 
 def _fill(template: str, *values: str) -> str:
@@ -689,6 +711,7 @@ __all__ = [
     "history_text",
     "hint_text",
     "offline_bind_failed",
+    "os_error_text",
     "retry_label",
     "sign_in_error",
     "sign_in_waiting",

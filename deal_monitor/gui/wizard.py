@@ -33,6 +33,7 @@ from ..config import ConfigError, Settings
 from ..credentials import MemoryStore
 from ..errors import DealMonitorError, ListenerError
 from . import icons, texts
+from .oauthfields import OAuthAdvanced
 from .settingsdialog import SecretEdit, check_application_token
 from .tasks import run_in_background
 from .widgets import InlineMessage, bold, field_row
@@ -181,6 +182,7 @@ class FirstRunDialog(QDialog):
         self.client_id.setPlaceholderText("local.0123456789abcd.01234567")
         self.client_secret = SecretEdit(page)
         self.app_msg = InlineMessage(page)
+        self.advanced = OAuthAdvanced(self.base.portal, page)
         self.sign_in_button = QPushButton(self.tr("Sign in with Bitrix24"), page)
         self.sign_in_button.clicked.connect(self.sign_in)
         self.sign_in_msg = InlineMessage(page)
@@ -190,6 +192,7 @@ class FirstRunDialog(QDialog):
         form.addRow(self.tr("Client ID"), self.client_id)
         form.addRow(self.tr("Client secret"),
                     field_row(page, self.client_secret, below=[self.app_msg]))
+        form.addRow("", self.advanced)
         form.addRow("", field_row(page, self.sign_in_button, QWidget(page),
                                   below=[self.sign_in_msg], stretch=(0, 1)))
         layout = QVBoxLayout(page)
@@ -336,8 +339,15 @@ class FirstRunDialog(QDialog):
             self.app_msg.show_error(self.tr("Enter the client ID and the client secret."))
             return None
         self.app_msg.clear_message()
-        return self.base.replace("portal", portal_url=url, client_id=self.client_id.text().strip(),
-                                 offline_events=True)
+        self.advanced.clear_problem()
+        try:
+            return self.base.replace("portal", portal_url=url,
+                                     client_id=self.client_id.text().strip(),
+                                     offline_events=True, **self.advanced.portal_changes())
+        except ConfigError as exc:
+            if not self.advanced.show_problem(exc):
+                self.app_msg.show_error(texts.config_problem_text(exc.key, exc.problem))
+            return None
 
     def sign_in(self) -> None:
         """Start the loopback sign-in and open the portal's consent page in the browser."""

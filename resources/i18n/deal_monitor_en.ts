@@ -43,6 +43,16 @@
         </message>
     </context>
     <context>
+        <name>DoctorDialog</name>
+        <message numerus="yes">
+            <source>%n problem(s) found.</source>
+            <translation>
+                <numerusform>%n problem found.</numerusform>
+                <numerusform>%n problems found.</numerusform>
+            </translation>
+        </message>
+    </context>
+    <context>
         <name>DryRunDialog</name>
         <message numerus="yes">
             <source>Reading %n deal(s) from the portal…</source>

@@ -12,6 +12,14 @@
             <translation>Системное хранилище паролей не приняло секреты (%1); они хранятся до закрытия программы и не записываются на диск.</translation>
         </message>
         <message>
+            <source>Another Deal Monitor (a service, or a window with another settings file) already uses the data folder %1. The data folder was not changed.</source>
+            <translation>Папкой данных %1 уже пользуется другой Deal Monitor (служба или окно с другим файлом настроек). Папка данных не изменена.</translation>
+        </message>
+        <message>
+            <source>The data folder cannot be used (%1). The data folder was not changed.</source>
+            <translation>Эту папку данных нельзя использовать (%1). Папка данных не изменена.</translation>
+        </message>
+        <message>
             <source>Deal Monitor could not start</source>
             <translation>Deal Monitor не удалось запустить</translation>
         </message>
@@ -575,6 +583,62 @@ Stop it first, or use it.</source>
             <translation>ничего не настроено</translation>
         </message>
         <message>
+            <source>tokens stored in the system keyring (%1)</source>
+            <translation>токены хранятся в системном хранилище паролей (%1)</translation>
+        </message>
+        <message>
+            <source>tokens stored in %1 (readable by this user only)</source>
+            <translation>токены хранятся в файле %1 (его может читать только этот пользователь)</translation>
+        </message>
+        <message>
+            <source>tokens kept in memory for this session only</source>
+            <translation>токены хранятся в памяти только до закрытия программы</translation>
+        </message>
+        <message>
+            <source>the webhook</source>
+            <translation>вебхук</translation>
+        </message>
+        <message>
+            <source>the application</source>
+            <translation>приложение</translation>
+        </message>
+        <message>
+            <source>the folder cannot be written</source>
+            <translation>в папку нельзя писать</translation>
+        </message>
+        <message>
+            <source>the file is read-only</source>
+            <translation>файл только для чтения</translation>
+        </message>
+        <message>
+            <source>the server is a read-only replica</source>
+            <translation>сервер — реплика только для чтения</translation>
+        </message>
+        <message>
+            <source>the server is read-only</source>
+            <translation>сервер работает только на чтение</translation>
+        </message>
+        <message>
+            <source>missing privileges: %1</source>
+            <translation>не хватает прав: %1</translation>
+        </message>
+        <message>
+            <source>%1 s</source>
+            <translation>%1 с</translation>
+        </message>
+        <message>
+            <source>%1 min</source>
+            <translation>%1 мин</translation>
+        </message>
+        <message>
+            <source>%1 h</source>
+            <translation>%1 ч</translation>
+        </message>
+        <message>
+            <source>the listener's public address</source>
+            <translation>публичный адрес приёма событий</translation>
+        </message>
+        <message>
             <source>Check connection</source>
             <translation>Проверка подключения</translation>
         </message>
@@ -799,20 +863,12 @@ Stop it first, or use it.</source>
             <translation>Подключить мой портал Битрикс24</translation>
         </message>
         <message>
-            <source>You need an inbound webhook with CRM access and an outgoing webhook for deal events.</source>
-            <translation>Понадобятся входящий вебхук с доступом к CRM и исходящий вебхук для событий сделок.</translation>
-        </message>
-        <message>
             <source>Try the demo</source>
             <translation>Попробовать демо</translation>
         </message>
         <message>
             <source>A simulated portal creates and moves deals, so you can see everything working at once. Your data is not touched.</source>
             <translation>Имитация портала создаёт и двигает сделки — вы сразу увидите, как всё работает. Ваши данные не затрагиваются.</translation>
-        </message>
-        <message>
-            <source>Connect to your portal</source>
-            <translation>Подключение к порталу</translation>
         </message>
         <message>
             <source>Test</source>
@@ -1681,6 +1737,45 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         </message>
     </context>
     <context>
+        <name>OAuthAdvanced</name>
+        <message>
+            <source>automatic</source>
+            <translation>автоматически</translation>
+        </message>
+        <message>
+            <source>Allow plain http:// in the local network</source>
+            <translation>Разрешить http:// в локальной сети</translation>
+        </message>
+        <message>
+            <source>A cloud portal (an address in bitrix24.ru, bitrix24.com, …) needs none of this: leave it as it is.</source>
+            <translation>Облачному порталу (адрес на bitrix24.ru, bitrix24.com, …) ничего из этого не нужно: оставьте как есть.</translation>
+        </message>
+        <message>
+            <source>Empty: %1, the server of every cloud portal. An on-premise portal (on your own server) uses its own address, for example https://crm.example.com.</source>
+            <translation>Пусто: %1 — сервер всех облачных порталов. Коробочный портал (на вашем собственном сервере) использует свой адрес, например https://crm.example.com.</translation>
+        </message>
+        <message>
+            <source>The port on this computer the browser returns to after you approve the application. Empty: any free port. Enter a number only when the application's handler path in the portal names one (http://127.0.0.1:8766/oauth/callback → 8766).</source>
+            <translation>Порт этого компьютера, на который браузер вернётся после того, как вы разрешите доступ приложению. Пусто: любой свободный порт. Укажите номер, только если путь обработчика приложения в портале содержит порт (http://127.0.0.1:8766/oauth/callback → 8766).</translation>
+        </message>
+        <message>
+            <source>OAuth server</source>
+            <translation>Сервер OAuth</translation>
+        </message>
+        <message>
+            <source>Sign-in port</source>
+            <translation>Порт для входа</translation>
+        </message>
+        <message>
+            <source>Only for an on-premise portal at a private address (192.168.…, 10.…); never over the internet.</source>
+            <translation>Только для коробочного портала с частным адресом (192.168.…, 10.…); никогда через интернет.</translation>
+        </message>
+        <message>
+            <source>Advanced: OAuth server and sign-in port</source>
+            <translation>Дополнительно: сервер OAuth и порт для входа</translation>
+        </message>
+    </context>
+    <context>
         <name>SecretEdit</name>
         <message>
             <source>Hide</source>
@@ -1826,6 +1921,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Подключение</translation>
         </message>
         <message>
+            <source>Choose…</source>
+            <translation>Выбрать…</translation>
+        </message>
+        <message>
+            <source>Empty: the standard folder shown. It holds the local state database (the event inbox), the default production database file and the logs. Another folder starts the app there with what that folder holds; the old folder is left as it is.</source>
+            <translation>Пусто: стандартная папка (показана). В ней локальная база (очередь событий), файл рабочей базы по умолчанию и журналы. С другой папкой программа перезапускается на ней, с тем, что в ней есть; старая папка остаётся как есть.</translation>
+        </message>
+        <message>
+            <source>Data folder</source>
+            <translation>Папка данных</translation>
+        </message>
+        <message>
             <source>Production table</source>
             <translation>Таблица производства</translation>
         </message>
@@ -1870,16 +1977,16 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>Публичный адрес ведёт в эту программу.</translation>
         </message>
         <message>
-            <source>The database accepts writes to the table.</source>
-            <translation>База данных принимает запись в таблицу.</translation>
-        </message>
-        <message>
             <source>Deal Monitor</source>
             <translation>Deal Monitor</translation>
         </message>
         <message>
             <source>This is how Deal Monitor tells you about failed syncs and new deals in production.</source>
             <translation>Так Deal Monitor сообщает о неудачной синхронизации и о новых сделках в производстве.</translation>
+        </message>
+        <message>
+            <source>Enter the folder's full path (or choose it), or leave it empty.</source>
+            <translation>Введите полный путь к папке (или выберите её) либо оставьте поле пустым.</translation>
         </message>
         <message>
             <source>Nothing answers at this address (%1). Check the tunnel or proxy.</source>
@@ -2266,6 +2373,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>мониторинг не запущен</translation>
         </message>
         <message>
+            <source>no sign-in yet</source>
+            <translation>вход ещё не выполнен</translation>
+        </message>
+        <message>
+            <source>the application was removed from the portal</source>
+            <translation>приложение удалено с портала</translation>
+        </message>
+        <message>
+            <source>the integrity check failed</source>
+            <translation>проверка целостности не прошла</translation>
+        </message>
+        <message>
             <source>state database was corrupt; moved aside, full reconciliation follows</source>
             <translation>служебная база данных была повреждена и отложена в сторону; будет выполнена полная сверка</translation>
         </message>
@@ -2526,7 +2645,7 @@ Keeps the production database in step with the deals of Bitrix24.</source>
             <translation>это не адрес базы данных (sqlite:///state.db или postgresql+psycopg://user@host/db)</translation>
         </message>
         <message>
-            <source>must be a whole number (the settings file&apos;s format)</source>
+            <source>must be a whole number (the settings file's format)</source>
             <translation>нужно целое число (формат файла настроек)</translation>
         </message>
         <message>
@@ -2540,6 +2659,18 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         <message>
             <source>must be a plain SQL identifier</source>
             <translation>нужно простое имя SQL: латинские буквы, цифры и «_», не с цифры, до 63 символов</translation>
+        </message>
+        <message>
+            <source>Address already in use</source>
+            <translation>порт уже занят другой программой</translation>
+        </message>
+        <message>
+            <source>Permission denied</source>
+            <translation>нет разрешения (для портов ниже 1024 нужны права администратора)</translation>
+        </message>
+        <message>
+            <source>Cannot assign requested address</source>
+            <translation>у этого компьютера нет такого адреса</translation>
         </message>
         <message>
             <source>must be an SQLAlchemy URL such as sqlite:///path.db</source>
@@ -2591,7 +2722,6 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         </message>
         <message>
             <source>Title</source>
-            <extracomment>The English problems of ``config.ConfigError`` that have a translation (exact text) ... ... and the patterns of those that embed a value.</extracomment>
             <translation>Название</translation>
         </message>
         <message>
@@ -2676,6 +2806,7 @@ Keeps the production database in step with the deals of Bitrix24.</source>
         </message>
         <message>
             <source>The portal did not allow the application: approve it on the portal's page, or ask a portal administrator.</source>
+            <extracomment>The English problems of ``config.ConfigError`` that have a translation (exact text) ... ... and the patterns of those that embed a value.</extracomment>
             <translation>Портал не разрешил доступ приложению: разрешите его на странице портала или обратитесь к администратору портала.</translation>
         </message>
         <message>

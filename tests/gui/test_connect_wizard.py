@@ -24,7 +24,8 @@ CLIENT_ID, SECRET = "local.wizard01", "wizard-secret"
 def _wizard(qtbot, tmp_path, sim=None, tokens=None) -> FirstRunDialog:
     base = {"storage": {"data_dir": str(tmp_path / "data")}}
     if sim is not None:
-        base["portal"] = {"oauth_server": sim.url}
+        # the simulator serves plain http on 127.0.0.1, like an on-premise portal in the LAN
+        base["portal"] = {"oauth_server": sim.url, "allow_private_http": True}
     dialog = FirstRunDialog(settings=config.from_mapping(base, env={}), tokens=tokens)
     qtbot.addWidget(dialog)
     dialog.show()

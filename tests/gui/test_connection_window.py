@@ -142,7 +142,9 @@ def test_settings_switch_from_pull_mode_to_the_local_app_and_keep_the_inbox(
     sim.register_app(CLIENT_ID, SECRET)
     store = MemoryStore()
     controller = start_controller(make_settings(
-        tmp_path, portal={"webhook_url": sim.webhook_url, "oauth_server": sim.url},
+        # the simulator's plain http on 127.0.0.1 is an on-premise portal in the LAN to Settings
+        tmp_path, portal={"webhook_url": sim.webhook_url, "oauth_server": sim.url,
+                          "allow_private_http": True},
         listener={"enabled": False}, sync={"poll_seconds": 1}), secrets=store)
     window = _window(qtbot, controller)
     deal_id = sim.portal.add_deal({"TITLE": "before the switch", "STAGE_ID": "PREPARATION"})
