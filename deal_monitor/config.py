@@ -267,6 +267,8 @@ def validate(s: Settings) -> None:
             raise ConfigError("portal.portal_url", "must be an http(s) URL")
     if p.client_id and not p.portal_url:
         raise ConfigError("portal.portal_url", "is needed with client_id (the portal's address)")
+    if p.oauth_server:  # the client secret and refresh tokens go there
+        check_secure_url("portal.oauth_server", p.oauth_server, p.allow_private_http)
     if p.offline_events and not p.client_id:
         raise ConfigError("portal.offline_events", "works only for an OAuth app (set client_id)")
     if p.member_id and not re.fullmatch(r"[0-9a-fA-F]{32}", p.member_id):

@@ -63,3 +63,24 @@ def test_public_http_stays_refused_even_with_the_setting(url):
     with pytest.raises(ConfigError):
         from_mapping({"listener": {"public_url": url}, "portal": {"allow_private_http": True}},
                      env={})
+
+
+@pytest.mark.parametrize("server", ["http://192.168.1.20", "http://127.0.0.1:8080/"])
+def test_a_private_http_oauth_server_needs_the_explicit_setting(server):
+    """The client secret and refresh tokens travel to the OAuth server: the window's rule and
+    the file's are one rule."""
+    with pytest.raises(ConfigError) as err:
+        from_mapping({"portal": {"oauth_server": server}}, env={})
+    assert err.value.key == "portal.oauth_server"
+    settings = from_mapping({"portal": {"oauth_server": server, "allow_private_http": True}},
+                            env={})
+    assert settings.portal.oauth_server == server
+
+
+@pytest.mark.parametrize("server", ["http://oauth.bitrix.info", "http://8.8.8.8"])
+def test_a_public_http_oauth_server_stays_refused(server):
+    with pytest.raises(ConfigError) as err:
+        from_mapping({"portal": {"oauth_server": server, "allow_private_http": True}}, env={})
+    assert err.value.key == "portal.oauth_server"
+    https = from_mapping({"portal": {"oauth_server": "https://oauth.bitrix.info"}}, env={})
+    assert https.portal.oauth_server == "https://oauth.bitrix.info"

@@ -58,7 +58,8 @@ def test_check_finds_a_refused_webhook_and_exits_1(sim, tmp_path):
 def test_check_an_app_that_is_not_signed_in(sim, tmp_path):
     sim.register_app(CLIENT_ID, "x")
     done = _check(tmp_path, {"portal": {"client_id": CLIENT_ID, "portal_url": sim.url,
-                                        "oauth_server": sim.url, "client_secret": "x"}})
+                                        "oauth_server": sim.url, "client_secret": "x",
+                                        "allow_private_http": True}})
     assert done.returncode == 1
     assert "[XX] Not signed in to the portal" in done.stdout
     assert "authorize" in done.stdout

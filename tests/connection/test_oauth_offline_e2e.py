@@ -73,7 +73,7 @@ def test_sign_in_bind_offline_and_sync_through_the_offline_queue(make_app, sim):
     sim.register_app(CLIENT_ID, SECRET)
     app = make_app(hook=False, portal__webhook_url="", portal__application_token="",
                    portal__member_id="", portal__client_id=CLIENT_ID,
-                   portal__portal_url=sim.url, portal__oauth_server=sim.url,
+                   portal__portal_url=sim.url, portal__oauth_server=sim.url, portal__allow_private_http=True,
                    portal__offline_events=True, sync__offline_poll_seconds=1.0)
     token_file = app.workdir / "data" / "tokens.json"
 

@@ -26,7 +26,7 @@ def _monitor(running, sim, tmp_path, **sync):
         "access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
         "expires": time.time() + 3600, "member_id": sim.member_id})})
     settings = from_mapping({
-        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url,
+        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url, "allow_private_http": True,
                    "client_secret": SECRET, "offline_events": True},
         "listener": {"enabled": False},
         "sync": {"debounce_seconds": 0.1, "reconcile_minutes": 0, "offline_poll_seconds": 0.3,

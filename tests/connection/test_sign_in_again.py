@@ -22,7 +22,7 @@ def test_invalid_grant_asks_to_sign_in_again_and_the_button_recovers(running, si
         "access_token": issued["access_token"], "refresh_token": "never-issued-refresh-token",
         "expires": time.time() + 3600, "member_id": sim.member_id})})
     settings = from_mapping({
-        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url,
+        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url, "allow_private_http": True,
                    "client_secret": SECRET},
         "listener": {"enabled": False},
         "sync": {"debounce_seconds": 0.1, "reconcile_minutes": 0},

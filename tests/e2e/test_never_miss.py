@@ -86,7 +86,7 @@ def app_monitor(sim, tmp_path, running, store=None, **extra):
     store = store or MemoryStore({"client_secret": "app-secret-value"})
     settings = settings_for(
         sim, tmp_path, webhook=False,
-        portal={"client_id": "local.app.1", "portal_url": sim.url, "oauth_server": sim.url,
+        portal={"client_id": "local.app.1", "portal_url": sim.url, "oauth_server": sim.url, "allow_private_http": True,
                 **extra.pop("portal", {})},
         **extra,
     )

@@ -89,7 +89,7 @@ def test_the_window_asks_to_sign_in_again_and_the_button_signs_in(qtbot, sim, tm
     store = MemoryStore({"client_secret": SECRET})
     tokens = FileStore(tmp_path / "tokens.json")
     settings = make_settings(tmp_path, portal={"client_id": CLIENT_ID, "portal_url": sim.url,
-                                               "oauth_server": sim.url},
+                                               "oauth_server": sim.url, "allow_private_http": True},
                              listener={"enabled": False})
     controller = AppController(settings, store, config_path=tmp_path / "deal-monitor.toml",
                                tokens=tokens)

@@ -50,7 +50,7 @@ def _english_left(text: str, finding) -> list[str]:
 
 def _app_monitor(sim, tmp_path, tokens, **portal) -> Monitor:
     settings = from_mapping({
-        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url,
+        "portal": {"client_id": CLIENT_ID, "portal_url": sim.url, "oauth_server": sim.url, "allow_private_http": True,
                    "client_secret": SECRET, "offline_events": True, **portal},
         "listener": {"enabled": False},
         "storage": {"data_dir": str(tmp_path / "data")},

@@ -220,7 +220,7 @@ def test_killed_between_offline_reserve_and_clear(tmp_path, sim):
     app = DriverApp(
         tmp_path / "app", sim, secrets,
         portal__webhook_url="", portal__client_id="local.reliability", portal__portal_url=sim.url,
-        portal__oauth_server=sim.url, portal__offline_events=True,
+        portal__oauth_server=sim.url, portal__allow_private_http=True, portal__offline_events=True,
         sync__offline_poll_seconds=0.2, **FAST,
     )
     try:

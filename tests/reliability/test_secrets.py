@@ -175,7 +175,8 @@ def test_no_oauth_secret_or_token_leaves_the_app(tmp_path, canary_sim, running, 
     store_ = MemoryStore({"client_secret": client_secret})
     settings = settings_for(sim, tmp_path, webhook=False, sync={"debounce_seconds": 0.05},
                             portal={"client_id": "local.canary", "portal_url": sim.url,
-                                    "oauth_server": sim.url, "application_token": ""})
+                                    "oauth_server": sim.url, "application_token": "",
+                                    "allow_private_http": True})
     monitor = running(settings, secrets=store_)
     url = f"http://127.0.0.1:{monitor.listener.port}/bitrix24/events"
     texts: dict[str, bytes] = {}

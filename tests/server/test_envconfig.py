@@ -30,7 +30,7 @@ TABLE: dict[tuple[str, str], tuple[str, object, dict[str, str]]] = {
     ("portal", "plan"): ("enterprise", "enterprise", {}),
     ("portal", "client_id"): ("local.abc", "local.abc", OAUTH),
     ("portal", "portal_url"): ("https://b24.example.ru", "https://b24.example.ru", {}),
-    ("portal", "oauth_server"): ("http://127.0.0.1:9/oauth", "http://127.0.0.1:9/oauth", {}),
+    ("portal", "oauth_server"): ("https://oauth.example.ru", "https://oauth.example.ru", {}),
     ("portal", "offline_events"): ("true", True, OAUTH),
     ("portal", "auth_connector"): ("conn_x", "conn_x", {}),
     ("listener", "host"): ("0.0.0.0", "0.0.0.0", {}),
