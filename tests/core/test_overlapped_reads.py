@@ -13,7 +13,7 @@ import time
 import pytest
 
 from deal_monitor.bitrix.client import BitrixClient, WebhookAuth
-from deal_monitor.bitrix.throttle import Cancelled, LeakyBucket
+from deal_monitor.bitrix.throttle import Cancelled, LeakyBucket, OperatingBudget
 from deal_monitor.simulator import PortalSimulator
 
 
@@ -124,3 +124,25 @@ def test_cancel_during_overlapped_reads_stops_them():
         assert sent < 20  # the rest never went out
         time.sleep(1.0)
         assert sim.stats.http_requests == sent and sim.stats.in_flight == 0
+
+
+def test_headroom_counts_every_request_in_flight_at_the_largest_call_cost():
+    now = [1000.0]
+    budget = OperatingBudget(limit_seconds=100.0, soft_share=0.8, clock=lambda: now[0])  # soft 80
+    calls = {"crm.deal.get": 50}
+    assert not budget.headroom(calls, 0)  # nothing seen yet: the budget may be spent already
+    budget.observe("crm.deal.get", {"operating": 30.0, "finish": 10.0})
+    assert not budget.headroom(calls, 0)  # no cost of a call seen yet either
+    budget.note_cost("crm.deal.get", 0.1)
+    budget.note_cost("crm.deal.get", 0.2)  # the largest counts: 50 calls -> 10 s a request
+    assert budget.headroom(calls, 3)  # 30 + 4 x 10 = 70 < 80
+    assert not budget.headroom(calls, 4)  # 30 + 5 x 10 = 80: not under the soft share
+    budget.observe("crm.deal.get", {"operating": 5.0, "finish": 9.0})  # an older answer
+    assert not budget.headroom(calls, 4)  # ... does not replace the newer one
+    budget.observe("crm.deal.get", {"operating": 55.0, "finish": 11.0})
+    assert budget.headroom(calls, 1) and not budget.headroom(calls, 2)  # 75 < 80, 85
+    budget.pause("crm.deal.get", 30.0)
+    assert not budget.headroom(calls, 0)
+    now[0] += 31.0
+    assert budget.headroom(calls, 0)
+    assert not budget.headroom({**calls, "crm.deal.productrows.get": 50}, 0)  # unknown method
