@@ -3,14 +3,17 @@
 ``LeakyBucket`` mirrors the portal's request bucket (each HTTP request +1, drains ``rate``
 per second, refuses above ``burst``) and makes callers wait *before* they would overflow it.
 ``OperatingBudget`` tracks each method's ``time.operating`` (summed server seconds over ten
-minutes) and holds a method back before the portal blocks it with 429.
+minutes) and holds a method back before the portal blocks it with 429. With requests in
+flight at once, each of them may still add its cost after the last answer was seen, so
+``headroom`` allows another concurrent request only while every one in flight could land and
+the sum would still stay under the soft share (see :meth:`OperatingBudget.headroom`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 class Cancelled(Exception):
@@ -81,7 +84,16 @@ class LeakyBucket:
 
 
 class OperatingBudget:
-    """Per-method pause times derived from ``time.operating`` and 429 answers."""
+    """Per-method pause times derived from ``time.operating`` and 429 answers.
+
+    Serially, a method is paused once an answer shows ``operating`` at the soft share, so it
+    can overshoot it by one request's cost at most. ``headroom`` keeps that bound when
+    requests overlap: another request may join ``running`` others only if the last seen
+    ``operating`` plus the most each of them and the new one can still add (its calls of the
+    method times the largest cost of one call seen) stays under the soft share. A method with
+    no answer seen yet (start-up) gets no overlap: the budget may be spent already by an
+    earlier run of the same webhook or app.
+    """
 
     def __init__(
         self,
@@ -93,6 +105,8 @@ class OperatingBudget:
         self.soft = limit_seconds * soft_share
         self._clock = clock
         self._paused_until: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, float]] = {}  # method -> (portal time, operating)
+        self._largest: dict[str, float] = {}  # method -> largest cost of one call seen
         self._lock = threading.Lock()
 
     def wait_time(self, method: str) -> float:
@@ -108,8 +122,39 @@ class OperatingBudget:
             operating = float(time_block.get("operating") or 0.0)
         except (TypeError, ValueError):
             return
+        at = _number(time_block.get("finish")) or _number(time_block.get("start")) or 0.0
+        with self._lock:
+            # answers of overlapping requests arrive in any order: the portal's latest wins
+            if at >= self._seen.get(method, (float("-inf"), 0.0))[0]:
+                self._seen[method] = (at, operating)
         if operating >= self.soft:
             self.pause(method, seconds_until_reset(time_block))
+
+    def note_cost(self, method: str, seconds: float) -> None:
+        """One call of ``method`` (alone, or a command of a batch) ran ``seconds``."""
+        if seconds > 0:
+            with self._lock:
+                self._largest[method] = max(self._largest.get(method, 0.0), seconds)
+
+    def headroom(self, calls: Mapping[str, int], running: int) -> bool:
+        """May one more request go out while ``running`` like it are in flight?
+
+        ``calls``: how many calls of each method one such request makes (a batch of 50
+        ``crm.deal.get``: ``{"crm.deal.get": 50}``). Yes only if, for every method, the last
+        ``operating`` seen plus ``running + 1`` requests' worth of calls at the largest cost
+        seen stays under the soft share, and the method is not paused. A method with no
+        answer or cost seen yet gets no overlap.
+        """
+        now = self._clock()
+        with self._lock:
+            for method, count in calls.items():
+                seen = self._seen.get(method)
+                cost = self._largest.get(method)
+                if seen is None or cost is None or self._paused_until.get(method, 0.0) > now:
+                    return False
+                if seen[1] + (running + 1) * count * cost >= self.soft:
+                    return False
+        return True
 
     def pause(self, method: str, seconds: float | None, default_seconds: float = 60.0) -> None:
         """Hold ``method`` back for ``seconds`` (or a default minute when the portal did not say)."""
@@ -117,6 +162,13 @@ class OperatingBudget:
         until = self._clock() + delay
         with self._lock:
             self._paused_until[method] = max(self._paused_until.get(method, 0.0), until)
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def seconds_until_reset(time_block: dict | None) -> float | None:

@@ -122,12 +122,16 @@ class PortalApp:
     # -- REST -----------------------------------------------------------------------------
     def _rest(self, environ: dict[str, Any], start_response: StartResponse,
               tail: str) -> Iterable[bytes]:
-        answer = self._rest_answer(environ, start_response, tail)
-        held = environ.get("simulator.lag", 0.0)
-        if held:  # a ``lag`` fault: the answer (error or not) is made, then held back
-            self.stats.bump("answers_held")
-            time.sleep(held)
-        return answer
+        self.stats.request_started()  # in flight until its answer is made (and held)
+        try:
+            answer = self._rest_answer(environ, start_response, tail)
+            held = environ.get("simulator.lag", 0.0)
+            if held:  # a ``lag`` fault: the answer (error or not) is made, then held back
+                self.stats.bump("answers_held")
+                time.sleep(held)
+            return answer
+        finally:
+            self.stats.request_ended()
 
     def _rest_answer(self, environ: dict[str, Any], start_response: StartResponse,
                      tail: str) -> Iterable[bytes]:

@@ -6,6 +6,12 @@ reconciliation need no read), decide (stage filter, deleted, unchanged), upsert 
 target, then record snapshots and mark the inbox rows — in that order, so a crash anywhere
 only repeats work. Transient failures keep rows queued with a backoff; permanent ones mark
 them failed, kept and retryable.
+
+The batch reads of a pass overlap (a few requests in flight: ``BitrixClient.get_deals``);
+the pass decides and writes only once all of them are in, and a failed or cancelled read
+leaves the whole pass queued. Passes do not overlap one another: writing and recording a
+pass of 500 takes ~0.1 s against many seconds of reading it, so writing pass N while
+reading pass N+1 would gain little and give up the one-pass-at-a-time order.
 """
 
 from __future__ import annotations
