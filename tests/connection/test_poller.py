@@ -17,6 +17,7 @@ from deal_monitor.store.engine import make_engine
 from deal_monitor.store.state import StateStore
 from deal_monitor.sync.poller import WATERMARK_KEY, ChangePoller
 from deal_monitor.sync.reconciler import Reconciler
+from tests.e2e.harness import wait_for
 
 
 @pytest.fixture
@@ -103,6 +104,10 @@ def test_switching_modes_keeps_the_inbox_and_starts_the_right_pull_source(runnin
     monitor.pause()  # keep what is queued in the inbox
     deal = sim.portal.add_deal({"TITLE": "queued", "STAGE_ID": "PREPARATION"})
     monitor.resync([deal])
+    # the 1 s poll lists the new deal too: let two rounds pass (one may have begun before the
+    # deal existed) so the depth read below is the settled one; hang guard 10x two rounds
+    rounds = monitor.poller.rounds
+    wait_for(lambda: monitor.poller.rounds >= rounds + 2, timeout=20)  # hang guard
     depth = monitor.status().inbox_depth
     assert depth >= 1
     push = settings.replace("portal", application_token="t" * 32).replace(
