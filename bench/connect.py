@@ -69,7 +69,8 @@ def _settings(mode: str, info: dict[str, str], folder, tokens: dict[str, Any] | 
             info, folder,
             portal={"webhook_url": "", "application_token": "", "member_id": "",
                     "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                    "portal_url": info["url"], "oauth_server": info["url"], "offline_events": True},
+                    "portal_url": info["url"], "oauth_server": info["url"], "offline_events": True,
+                    "allow_private_http": True},  # the simulator: plain http on 127.0.0.1
             listener={"enabled": False},
             sync={**sync, "offline_poll_seconds": 2.0})
     return monitor_settings(info, folder, sync=sync)

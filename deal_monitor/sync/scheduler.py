@@ -88,11 +88,11 @@ class Scheduler:
                 self._tick()
                 pause = TICK_S
             except Exception as exc:
-                self.tick_failures += 1
                 log.error("scheduler tick failed (%s); going on in %.0f s", type(exc).__name__,
                           pause, exc_info=True)
                 self.board.failed("scheduler",
                                   f"scheduler: internal error: {type(exc).__name__}: {exc}")
+                self.tick_failures += 1  # last: whoever sees the count sees the health too
                 self._due = self._mono() + pause  # the work that failed is tried again
                 self._stop.wait(pause)
                 pause = min(pause * 2, 300.0)
