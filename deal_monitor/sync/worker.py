@@ -59,6 +59,9 @@ _NOISE = frozenset({"DATE_MODIFY", "MODIFY_BY_ID", "LAST_ACTIVITY_TIME", "LAST_A
 READ_LAG_RETRIES = 2
 DUE_LIMIT = 5000  # due deals looked up at once (one GROUP BY over the queue)
 PASS_SIZE = 500  # deals per pass: read, write and record as one unit
+# passes that could wait for a fuller batch start at least this far apart: reads then take at
+# most half of the portal's drain (2 requests/s), and a lone change waits for nothing
+READ_SPACING = 1.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class SyncWorker:
         self._pass_lock = threading.Lock()  # a pass and a target swap never overlap
         self.passes = 0
         self.crashes = 0
+        self._last_pass_at = float("-inf")  # monotonic start of the last pass that read
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -267,19 +271,24 @@ class SyncWorker:
         return True
 
     def _gather(self, ids: list[int]) -> list[int]:
-        """In a storm, wait a moment for a fuller batch: one request reads 50 deals.
+        """While events are still arriving, wait a moment for a fuller batch: one request
+        reads 50 deals.
 
         When more deals are queued than are due, events are still arriving and settling;
-        waiting up to half of ``max_delay`` lets them join this pass instead of costing a
-        request each. A lone event (nothing else queued) goes at once.
+        waiting lets them join this pass instead of costing a request each. The wait lasts
+        until ``READ_SPACING`` after the previous pass began (at most half of ``max_delay``),
+        so a steady trickle is read about once a second, and a change after a quiet spell,
+        or a lone event, goes at once.
         """
-        deadline = time.monotonic() + self.options.max_delay / 2
+        now = time.monotonic()
+        deadline = min(now + self.options.max_delay / 2, self._last_pass_at + READ_SPACING)
         step = max(0.05, min(self.options.debounce / 2, 0.25))
         while len(ids) < BATCH_LIMIT and time.monotonic() < deadline and not self._stop.is_set():
             if self.state.ready_deal_count() <= len(ids):
                 break
-            self._stop.wait(step)
+            self._stop.wait(min(step, max(0.0, deadline - time.monotonic())))
             ids = self.state.due_deals(self.options.debounce, self.options.max_delay, limit=DUE_LIMIT)
+        self._last_pass_at = time.monotonic()
         return ids
 
     def _process(self, rows: dict[int, list[InboxRow]]) -> tuple[list[OutcomeWrite], set[int]]:
