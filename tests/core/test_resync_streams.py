@@ -13,10 +13,13 @@ import gc
 import time
 import weakref
 
+import pytest
+
 from deal_monitor.paths import sqlite_url
 from deal_monitor.store.engine import make_engine
+from deal_monitor.store.state import StateStore
 from deal_monitor.store.target import TargetWriter
-from tests.core.test_resync_direct import PORTAL_START, Setup, raw, state  # noqa: F401
+from tests.core.test_resync_direct import PORTAL_START, Setup, raw
 from tests.oracle import target_table
 
 PAGE = 40
@@ -57,6 +60,14 @@ class WatchedPortal:
         return {i: dict(self.deals[i]) for i in ids if i in self.deals}, {}
 
 
+@pytest.fixture
+def state(tmp_path):
+    store = StateStore(make_engine(sqlite_url(tmp_path / "state.db")))
+    store.create()
+    yield store
+    store.engine.dispose()
+
+
 def _wait(predicate) -> bool:
     deadline = time.monotonic() + GUARD_S
     while time.monotonic() < deadline:
@@ -67,7 +78,7 @@ def _wait(predicate) -> bool:
     return False
 
 
-def test_a_written_page_is_let_go_before_the_next_is_listed(state, tmp_path):  # noqa: F811
+def test_a_written_page_is_let_go_before_the_next_is_listed(state, tmp_path):
     target = TargetWriter(make_engine(sqlite_url(tmp_path / "target.db"), synchronous="NORMAL"))
     target.prepare()
     portal = WatchedPortal(PAGE * PAGES)
