@@ -6,6 +6,11 @@ puts those the state DB has not seen at that version into the inbox, carrying th
 so the worker need not read it again. The watermark is the portal's own clock (the ``time``
 block of the first list response), never the local one. With an empty state this is the
 initial sync.
+
+Memory stays bounded by a listed page, whatever the portal holds: the state DB is asked about
+each page's deals only (not every deal it knows, up front), and the deletion check walks the
+portal's ID listing and the state's IDs side by side, range by range, instead of holding both
+ID sets whole.
 """
 
 from __future__ import annotations
@@ -16,17 +21,47 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import and_, select
+
 from ..bitrix.client import BitrixClient
 from ..bitrix.deal import parse_datetime
 from ..model import EventSink, Progress, Source
 from ..store.engine import to_db_time
-from ..store.state import NewEvent, StateStore, fields_hash
+from ..store.state import NewEvent, StateStore, deal_state, fields_hash
+from .heap import release_freed_memory
 
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "reconcile.watermark"
 # job -> (inbox event name, source); anything else is a manual resync
 JOBS = {"reconcile": ("RECONCILE", Source.RECONCILE), "poll": ("POLL", Source.RECONCILE)}
+IN_CHUNK = 500  # IDs per IN list (SQLite builds before 3.32 allow 999 variables)
+BIG_PAGE = 500  # listed deals after which the freed memory is handed back to the OS
+
+
+def page_versions(state: StateStore, deal_ids: list[int]) -> dict[int, tuple[datetime | None, str]]:
+    """(DATE_MODIFY as naive UTC, hash of the raw fields) of these deals, as far as the state DB
+    knows them: ``StateStore.versions()`` narrowed to one listed page."""
+    found: dict[int, tuple[datetime | None, str]] = {}
+    columns = (deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash)
+    with state.engine.connect() as conn:
+        for start in range(0, len(deal_ids), IN_CHUNK):
+            chunk = deal_ids[start : start + IN_CHUNK]
+            for r in conn.execute(select(*columns).where(deal_state.c.deal_id.in_(chunk))):
+                found[r[0]] = (r[1], r[2])
+    return found
+
+
+def target_ids_between(state: StateStore, after_id: int, last_id: int | None) -> list[int]:
+    """Deals the target holds (not marked deleted) with ``after_id < ID <= last_id`` (no upper
+    bound for None), ascending: ``StateStore.target_ids()`` narrowed to one ID range."""
+    held = and_(deal_state.c.in_target.is_(True), deal_state.c.state != "deleted",
+                deal_state.c.deal_id > after_id)
+    if last_id is not None:
+        held = and_(held, deal_state.c.deal_id <= last_id)
+    with state.engine.connect() as conn:
+        return [r[0] for r in conn.execute(
+            select(deal_state.c.deal_id).where(held).order_by(deal_state.c.deal_id))]
 
 
 @dataclass(frozen=True)
@@ -95,41 +130,25 @@ class Reconciler:
         key = "reconcile" if job == "poll" else job
         listed = queued = unannounced = 0
         portal_start: str | None = None
-        known: dict | None = None  # read on the first row only: an idle poll lists none
         for page in self.client.iter_deal_pages(deal_filter, after_id=after_id, expected=expected):
             if portal_start is None:
                 portal_start = self.client.last_time.get("date_start")
-            if known is None and not full:
-                known = self._known_versions()
             listed += len(page)
-            events = []
-            for raw in page:
-                try:
-                    deal_id = int(raw["ID"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if known is not None and self._already_seen(known.get(deal_id), raw):
-                    continue
-                events.append(
-                    NewEvent(
-                        event=event,
-                        deal_id=deal_id,
-                        source=source,
-                        # DATE_MODIFY has one-second resolution: two versions of one second
-                        # differ only in their fields, so the key carries their hash
-                        dedup_key=f"{key}|{deal_id}|{fields_hash(raw)}",
-                        payload=raw,
-                    )
-                )
-            stored = self.state.add_events(events)
+            big = len(page) >= BIG_PAGE
+            stored = self.state.add_events(self._listed_events(page, full, event, source, key))
             queued += len(stored)
             unannounced += len(stored)
             if cursor_key and page:
                 self.state.set_value(cursor_key, str(page[-1]["ID"]))
+            # the next page is fetched (a long wait, on a busy portal) with none of this one held
+            del page
             for record in stored[-200:]:  # the table shows the newest; all are in the DB
                 self.sink.event_received(record)
             if stored:
                 self.on_queued()
+            del stored
+            if big:
+                release_freed_memory()
             if job != "poll":
                 self.sink.progress_changed(Progress(job=job, done=listed, total=None))
             if cancel is not None and cancel.is_set():
@@ -149,32 +168,80 @@ class Reconciler:
 
         Only IDs are listed (fast paging); each missing deal is queued for a read, and the
         worker marks it deleted only if the portal answers "Not found" — a deal created after
-        the listing just costs one extra read.
+        the listing just costs one extra read. Returns how many reads were queued; a cancelled
+        check keeps those it queued for the ID ranges it finished.
         """
         with self._lock:
-            portal_ids: set[int] = set()
+            # both listings ascend by ID: each portal page settles the state's IDs up to its
+            # last one, so neither side is ever held whole
+            queued = flagged = 0
+            done_to = 0  # state IDs up to here are settled
             for page in self.client.iter_deal_pages({}, select=("ID",)):
-                portal_ids.update(int(row["ID"]) for row in page if str(row.get("ID", "")).isdigit())
+                listed = {int(row["ID"]) for row in page if str(row.get("ID", "")).isdigit()}
+                del page  # only its IDs are needed
+                if listed:
+                    last = max(listed)
+                    missing = [i for i in target_ids_between(self.state, done_to, last)
+                               if i not in listed]
+                    flagged += len(missing)
+                    queued += self._check_deleted(missing)
+                    done_to = last
                 if cancel is not None and cancel.is_set():
-                    return 0
-            missing = sorted(self.state.target_ids() - portal_ids)
-            stored = self.state.add_events(
-                [
-                    NewEvent(event="CHECK_DELETED", deal_id=deal_id, source=Source.RECONCILE,
-                             dedup_key=f"gone|{deal_id}")
-                    for deal_id in missing
-                ]
-            )
-            for record in stored:
-                self.sink.event_received(record)
-            if stored:
-                self.on_queued()
-            if missing:
-                log.info("deletion check: %d deal(s) to confirm", len(missing))
-            return len(stored)
+                    return queued
+            # above the portal's last ID: every one the target holds is gone from the portal
+            missing = target_ids_between(self.state, done_to, None)
+            flagged += len(missing)
+            queued += self._check_deleted(missing)
+            if flagged:
+                log.info("deletion check: %d deal(s) to confirm", flagged)
+            return queued
 
-    def _known_versions(self) -> dict[int, tuple[datetime | None, str]]:
-        return self.state.versions()
+    def _check_deleted(self, missing: list[int]) -> int:
+        """Queue a read of each deal the portal did not list; returns how many were stored."""
+        if not missing:
+            return 0
+        stored = self.state.add_events(
+            [
+                NewEvent(event="CHECK_DELETED", deal_id=deal_id, source=Source.RECONCILE,
+                         dedup_key=f"gone|{deal_id}")
+                for deal_id in missing
+            ]
+        )
+        for record in stored:
+            self.sink.event_received(record)
+        if stored:
+            self.on_queued()
+        return len(stored)
+
+    def _listed_events(
+        self, page: list[dict], full: bool, event: str, source: Source, key: str
+    ) -> list[NewEvent]:
+        """Inbox rows for the listed deals the state DB has not seen at that version."""
+        # what the state DB holds for this page's deals only, read as the page comes in
+        known = None if full else self._known_versions(_page_ids(page))
+        events = []
+        for raw in page:
+            try:
+                deal_id = int(raw["ID"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if known is not None and self._already_seen(known.get(deal_id), raw):
+                continue
+            events.append(
+                NewEvent(
+                    event=event,
+                    deal_id=deal_id,
+                    source=source,
+                    # DATE_MODIFY has one-second resolution: two versions of one second
+                    # differ only in their fields, so the key carries their hash
+                    dedup_key=f"{key}|{deal_id}|{fields_hash(raw)}",
+                    payload=raw,
+                )
+            )
+        return events
+
+    def _known_versions(self, deal_ids: list[int]) -> dict[int, tuple[datetime | None, str]]:
+        return page_versions(self.state, deal_ids) if deal_ids else {}
 
     @staticmethod
     def _already_seen(known: tuple[datetime | None, str] | None, raw: dict) -> bool:
@@ -187,3 +254,13 @@ class Reconciler:
         if seen_version is None or version is None or seen_version < version:
             return False
         return seen_version > version or seen_hash == fields_hash(raw)
+
+
+def _page_ids(page: list[dict]) -> list[int]:
+    ids = []
+    for raw in page:
+        try:
+            ids.append(int(raw["ID"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return ids

@@ -58,6 +58,7 @@ from ..model import (
 )
 from ..store.engine import to_db_time, utcnow
 from ..store.state import NewEvent, StateStore
+from .heap import release_freed_memory
 from .notes import note
 from .reconciler import WATERMARK_KEY
 from .worker import SyncWorker, field_changes
@@ -133,6 +134,7 @@ class _Lister:
                 if self.portal_start is None:
                     self.portal_start = self.client.last_time.get("date_start")
                 self._put((page, started))
+                del page  # the writer's now: not held while the next one is listed
         except BaseException as exc:  # handed to the writer's thread, which raises it
             self._put(exc)
             return
@@ -161,6 +163,7 @@ class _Lister:
             if isinstance(item, BaseException):
                 raise item
             yield item  # type: ignore[misc]
+            item = None  # the page written is not held while the next one is waited for
 
     def close(self) -> None:
         """Stop listing. A request in flight is not waited out for long: the thread drops
@@ -242,6 +245,8 @@ class FullResync:
                         values[self.started_key] = lister.portal_start
                 self._record(self._page(page, listed_at, values))
                 listed += len(page)
+                del page  # done with: the next one is listed and written without it
+                release_freed_memory()
                 if cancel is not None and cancel.is_set():
                     break
         finally:
