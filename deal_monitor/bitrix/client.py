@@ -659,6 +659,9 @@ class BitrixClient:
                 last_id = int(rows[-1]["ID"])
                 listed += len(rows)
                 yield rows
+            # let the consumer's finished rows go before the next batch is read (up to 2,500
+            # decoded deals each)
+            batch = rows = page = None  # type: ignore[assignment]
 
 
     def _page(self, value: Any) -> list[dict]:

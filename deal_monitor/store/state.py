@@ -149,6 +149,7 @@ REJECTIONS_KEPT = 2000
 LEASE_SECONDS = 30
 CLOCK_SLACK_MINUTES = 10  # timestamps further ahead than this mean the clock stepped back
 MAX_BACKOFF_MINUTES = 15  # the longest retry delay the worker sets (portal blocks included)
+IN_CHUNK = 500  # IDs per IN list (SQLite builds before 3.32 allow 999 variables)
 
 
 def _unleased(now: datetime):
@@ -279,17 +280,26 @@ def _refusal_record(row_id: int, at: datetime, http_status: int, reason: str,
     )
 
 
-def _view(row: Any) -> DealView:
+# what a deals-table row needs: not the raw fields (JSON) nor their hash
+_VIEW_COLUMNS = ("deal_id", "title", "stage_id", "category_id", "amount", "currency_id",
+                 "close_date", "date_modify", "synced_at", "state", "error")
+
+
+def _view(row: Any, shared: dict | None = None) -> DealView:
+    """A deal's table row. ``shared`` (one dict per load) makes equal stage IDs, currencies and
+    dates one object each: 100,000 rows hold a few hundred distinct values, not 500,000."""
+    one = shared.setdefault if shared is not None else (lambda value, _same: value)
+    date_modify, synced_at = from_db_time(row.date_modify), from_db_time(row.synced_at)
     return DealView(
         id=row.deal_id,
         title=row.title,
-        stage_id=row.stage_id,
+        stage_id=one(row.stage_id, row.stage_id),
         category_id=row.category_id,
-        amount=Decimal(row.amount),
-        currency_id=row.currency_id,
-        close_date=row.close_date,
-        date_modify=from_db_time(row.date_modify),
-        synced_at=from_db_time(row.synced_at),
+        amount=Decimal(row.amount),  # never shared: equal Decimals may print differently
+        currency_id=one(row.currency_id, row.currency_id),
+        close_date=one(row.close_date, row.close_date),
+        date_modify=one(date_modify, date_modify),
+        synced_at=one(synced_at, synced_at),
         state=DealState(row.state),
         error=row.error or "",
     )
@@ -903,8 +913,11 @@ class StateStore:
         return rows[:limit]
 
     def deals(self) -> list[DealView]:
+        columns = [deal_state.c[name] for name in _VIEW_COLUMNS]
+        shared: dict = {}
         with self.engine.connect() as conn:
-            return [_view(r) for r in conn.execute(select(deal_state).order_by(deal_state.c.deal_id))]
+            rows = conn.execute(select(*columns).order_by(deal_state.c.deal_id))
+            return [_view(r, shared) for r in rows]
 
     def deal(self, deal_id: int) -> DealView | None:
         with self.engine.connect() as conn:
@@ -920,6 +933,17 @@ class StateStore:
                     select(deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash)
                 )
             }
+
+    def versions_of(self, deal_ids: Sequence[int]) -> dict[int, tuple[datetime | None, str]]:
+        """:meth:`versions` of these deals only (one listed page: memory stays per page)."""
+        found: dict[int, tuple[datetime | None, str]] = {}
+        columns = (deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash)
+        with self.engine.connect() as conn:
+            for start in range(0, len(deal_ids), IN_CHUNK):
+                chunk = list(deal_ids[start : start + IN_CHUNK])
+                for r in conn.execute(select(*columns).where(deal_state.c.deal_id.in_(chunk))):
+                    found[r[0]] = (r[1], r[2])
+        return found
 
     def skipped_deals(self) -> list[tuple[int, str]]:
         """(deal ID, stage) of deals held back by the stage filter."""
@@ -944,6 +968,17 @@ class StateStore:
                     )
                 )
             }
+
+    def target_ids_between(self, after_id: int, last_id: int | None) -> list[int]:
+        """:meth:`target_ids` with ``after_id < ID <= last_id`` (no upper bound for None),
+        ascending: the deletion check walks the portal's listing and these range by range."""
+        held = and_(deal_state.c.in_target.is_(True), deal_state.c.state != "deleted",
+                    deal_state.c.deal_id > after_id)
+        if last_id is not None:
+            held = and_(held, deal_state.c.deal_id <= last_id)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                select(deal_state.c.deal_id).where(held).order_by(deal_state.c.deal_id))]
 
     def history(self, deal_id: int, limit: int = 500) -> list[HistoryEntry]:
         with self.engine.connect() as conn:

@@ -21,13 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select
-
 from ..bitrix.client import BitrixClient
 from ..bitrix.deal import parse_datetime
 from ..model import EventSink, Progress, Source
 from ..store.engine import to_db_time
-from ..store.state import NewEvent, StateStore, deal_state, fields_hash
+from ..store.state import NewEvent, StateStore, fields_hash
 from .heap import release_freed_memory
 
 log = logging.getLogger(__name__)
@@ -35,33 +33,7 @@ log = logging.getLogger(__name__)
 WATERMARK_KEY = "reconcile.watermark"
 # job -> (inbox event name, source); anything else is a manual resync
 JOBS = {"reconcile": ("RECONCILE", Source.RECONCILE), "poll": ("POLL", Source.RECONCILE)}
-IN_CHUNK = 500  # IDs per IN list (SQLite builds before 3.32 allow 999 variables)
 BIG_PAGE = 500  # listed deals after which the freed memory is handed back to the OS
-
-
-def page_versions(state: StateStore, deal_ids: list[int]) -> dict[int, tuple[datetime | None, str]]:
-    """(DATE_MODIFY as naive UTC, hash of the raw fields) of these deals, as far as the state DB
-    knows them: ``StateStore.versions()`` narrowed to one listed page."""
-    found: dict[int, tuple[datetime | None, str]] = {}
-    columns = (deal_state.c.deal_id, deal_state.c.date_modify, deal_state.c.fields_hash)
-    with state.engine.connect() as conn:
-        for start in range(0, len(deal_ids), IN_CHUNK):
-            chunk = deal_ids[start : start + IN_CHUNK]
-            for r in conn.execute(select(*columns).where(deal_state.c.deal_id.in_(chunk))):
-                found[r[0]] = (r[1], r[2])
-    return found
-
-
-def target_ids_between(state: StateStore, after_id: int, last_id: int | None) -> list[int]:
-    """Deals the target holds (not marked deleted) with ``after_id < ID <= last_id`` (no upper
-    bound for None), ascending: ``StateStore.target_ids()`` narrowed to one ID range."""
-    held = and_(deal_state.c.in_target.is_(True), deal_state.c.state != "deleted",
-                deal_state.c.deal_id > after_id)
-    if last_id is not None:
-        held = and_(held, deal_state.c.deal_id <= last_id)
-    with state.engine.connect() as conn:
-        return [r[0] for r in conn.execute(
-            select(deal_state.c.deal_id).where(held).order_by(deal_state.c.deal_id))]
 
 
 @dataclass(frozen=True)
@@ -181,7 +153,7 @@ class Reconciler:
                 del page  # only its IDs are needed
                 if listed:
                     last = max(listed)
-                    missing = [i for i in target_ids_between(self.state, done_to, last)
+                    missing = [i for i in self.state.target_ids_between(done_to, last)
                                if i not in listed]
                     flagged += len(missing)
                     queued += self._check_deleted(missing)
@@ -189,7 +161,7 @@ class Reconciler:
                 if cancel is not None and cancel.is_set():
                     return queued
             # above the portal's last ID: every one the target holds is gone from the portal
-            missing = target_ids_between(self.state, done_to, None)
+            missing = self.state.target_ids_between(done_to, None)
             flagged += len(missing)
             queued += self._check_deleted(missing)
             if flagged:
@@ -241,7 +213,7 @@ class Reconciler:
         return events
 
     def _known_versions(self, deal_ids: list[int]) -> dict[int, tuple[datetime | None, str]]:
-        return page_versions(self.state, deal_ids) if deal_ids else {}
+        return self.state.versions_of(deal_ids) if deal_ids else {}
 
     @staticmethod
     def _already_seen(known: tuple[datetime | None, str] | None, raw: dict) -> bool:

@@ -22,7 +22,6 @@ from deal_monitor.model import NullSink
 from deal_monitor.paths import sqlite_url
 from deal_monitor.store.engine import make_engine
 from deal_monitor.store.state import StateStore, deal_state
-from deal_monitor.sync import reconciler as reconciler_module
 from deal_monitor.sync.reconciler import Reconciler
 
 PAGE = 50
@@ -95,18 +94,18 @@ def put_state(store: StateStore, rows: list[dict]) -> None:
         conn.execute(insert(deal_state), [{**base, **row} for row in rows])
 
 
-def spy(monkeypatch, name: str) -> list[tuple[int, int]]:
-    """Wrap a reader of the reconciler module; records (IDs asked, rows returned) per call."""
+def spy(monkeypatch, store: StateStore, name: str) -> list[tuple[int, int]]:
+    """Wrap a reader of the state store; records (IDs asked, rows returned) per call."""
     calls: list[tuple[int, int]] = []
-    real = getattr(reconciler_module, name)
+    real = getattr(store, name)
 
-    def wrapped(store, *args):
-        found = real(store, *args)
+    def wrapped(*args):
+        found = real(*args)
         asked = len(args[0]) if isinstance(args[0], list) else -1
         calls.append((asked, len(found)))
         return found
 
-    monkeypatch.setattr(reconciler_module, name, wrapped)
+    monkeypatch.setattr(store, name, wrapped)
     return calls
 
 
@@ -125,7 +124,7 @@ def test_reconciliation_asks_the_state_about_one_page_at_a_time(state, monkeypat
          "fields_hash": sha1_of(raw(i))} for i in seen
     ] + [{"deal_id": 5, "date_modify": OLDER_UTC, "state": "synced", "in_target": True,
           "fields_hash": "0" * 40}])
-    calls = spy(monkeypatch, "page_versions")
+    calls = spy(monkeypatch, state, "versions_of")
 
     result = Reconciler(portal, state, NullSink()).run()  # type: ignore[arg-type]
 
@@ -150,7 +149,7 @@ def test_the_deletion_check_walks_both_sides_range_by_range(state, monkeypatch):
     rows.append({"deal_id": 50, "date_modify": MODIFIED_UTC, "state": "skipped",  # not held
                  "in_target": False, "fields_hash": ""})
     put_state(state, rows)
-    calls = spy(monkeypatch, "target_ids_between")
+    calls = spy(monkeypatch, state, "target_ids_between")
 
     stored = Reconciler(portal, state, NullSink()).find_deleted()  # type: ignore[arg-type]
 
